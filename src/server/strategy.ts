@@ -1,0 +1,54 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Cache } from '../cache/cache.js';
+
+/** Path parameters captured by the router (`:name` segments and `*` as key '*'). */
+export type RouteParams = Record<string, string | undefined>;
+
+/** A route handler. Errors it throws (or rejects with) become a logged 500. */
+export type RouteHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: RouteParams,
+  query: URLSearchParams,
+) => void | Promise<void>;
+
+/** HTTP methods a route can be registered for. GET routes also answer HEAD unless HEAD is registered. */
+export type RouteMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'OPTIONS';
+
+/** What a strategy uses to mount its routes (find-my-way path syntax: `/a/:b/*`). */
+export interface RouteRegistry {
+  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler): void;
+}
+
+/** Process-wide settings every strategy may read (resolved global config). */
+export interface GlobalSettings {
+  /** Absolute state directory. */
+  state: string;
+  /** Public base URL of this server, without trailing slash. */
+  url: string;
+  /** The resolved global config blocks (`git-clone`, `scheduler`, `s3`, …), as validated objects. */
+  blocks: Record<string, Record<string, unknown>>;
+}
+
+/** Everything a strategy factory receives. */
+export interface StrategyContext<C = Record<string, unknown>> {
+  /** Validated block attributes (defaults applied). */
+  config: C;
+  /** The block label, e.g. the target URL of `strategy host "<url>"`. */
+  label: string | undefined;
+  /** The cache, already bound to the strategy's namespace. */
+  cache: Cache;
+  routes: RouteRegistry;
+  logger: Logger;
+  global: GlobalSettings;
+}
+
+/** A running strategy. */
+export interface Strategy {
+  readonly name: string;
+  /** Readiness gate for `/_readiness` (e.g. git warm-up). Absent = always ready. */
+  ready?(): boolean;
+  /** Stop background work and wait for it; called once during shutdown. */
+  close?(): Promise<void>;
+}
