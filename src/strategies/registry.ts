@@ -1,0 +1,16 @@
+import type { ProviderSpec } from '../config/provider.js';
+import type { Strategy, StrategyContext } from '../server/strategy.js';
+
+/** A configurable strategy: its HCL block spec and the factory the server calls at start-up. */
+export interface StrategyProvider {
+  spec: ProviderSpec;
+  create(ctx: StrategyContext<any>): Strategy | Promise<Strategy>;
+}
+
+/**
+ * Every `strategy <name> {}` block hoard understands, in no particular order. The object API
+ * (`/api/v1`) is always mounted by the server and is not listed here.
+ */
+export const strategyProviders: StrategyProvider[] = [
+  // Each strategy folder adds its provider here.
+];
