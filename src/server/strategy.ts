@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Cache } from '../cache/cache.js';
+import type { MetadataStore } from '../metadata/store.js';
 
 /** Path parameters captured by the router (`:name` segments and `*` as key '*'). */
 export type RouteParams = Record<string, string | undefined>;
@@ -42,6 +43,8 @@ export interface StrategyContext<C = Record<string, unknown>> {
   routes: RouteRegistry;
   logger: Logger;
   global: GlobalSettings;
+  /** The shared metadata store (cross-replica coordination: ETag maps, generation claims). */
+  metadata: MetadataStore;
 }
 
 /** A running strategy. */
