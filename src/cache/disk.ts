@@ -1,0 +1,330 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
+import { BackendCache, ObjectWriter, clampTtl, type Backend } from './backend.js';
+import { checkConditions, resolveRange, type Conditions, type ReadConditions } from './conditional.js';
+import { asStorageError, notFound } from './errors.js';
+import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
+import type { CacheKey } from './key.js';
+
+/** Options of `cache disk {}` (milliseconds for durations). */
+export interface DiskCacheOptions {
+  root: string;
+  limitBytes: number;
+  maxTtlMs: number;
+  evictIntervalMs: number;
+  /** Test hook: replaces the body write so storage failures (ENOSPC) can be simulated. */
+  writeChunk?: (handle: fs.FileHandle, chunk: Buffer) => Promise<void>;
+}
+
+/**
+ * On-disk record of one object. The sidecar names the body revision it describes, so a reader that
+ * read the sidecar opens exactly that body: a concurrent replacement publishes a new revision and
+ * a new sidecar, and can never splice old headers with new bytes.
+ */
+interface Sidecar {
+  rev: string;
+  size: number;
+  expiresAt: number;
+  headers: StoredHeaders;
+}
+
+interface IndexEntry {
+  ns: string;
+  key: string;
+  rev: string;
+  size: number;
+  expiresAt: number;
+  lastAccess: number;
+}
+
+const ROOT_DIR = '_';
+const TEMP_PREFIX = '.tmp-';
+const READ_CHUNK = 1 << 20;
+
+function nsDir(ns: string): string {
+  return ns === '' ? ROOT_DIR : ns;
+}
+
+/**
+ * Files: `<root>/<ns>/<2 hex>/<key>.json` (sidecar, the commit point) and `<key>.<rev>` (body).
+ * Publishing: body to a temp file, fsync, rename to its revision name; then sidecar to a temp file
+ * and rename. A crash before the sidecar rename leaves an unreferenced body that start-up removes.
+ * Sizes and access times live in an in-memory index rebuilt at start-up (access time from the
+ * sidecar's mtime, which reads refresh cheaply with utimes).
+ */
+class DiskBackend implements Backend {
+  private readonly index = new Map<string, IndexEntry>();
+  private total = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private evicting: Promise<void> | undefined;
+  private evictAgain = false;
+  /** Serialises publishes per key so index accounting and old-revision cleanup never interleave. */
+  private readonly publishing = new Map<string, Promise<void>>();
+
+  constructor(private readonly opts: DiskCacheOptions) {}
+
+  private dirOf(ns: string, key: string): string {
+    return path.join(this.opts.root, nsDir(ns), key.slice(0, 2));
+  }
+
+  async init(): Promise<void> {
+    await fs.mkdir(this.opts.root, { recursive: true });
+    for (const nsEntry of await fs.readdir(this.opts.root, { withFileTypes: true })) {
+      if (!nsEntry.isDirectory()) continue;
+      const ns = nsEntry.name === ROOT_DIR ? '' : nsEntry.name;
+      const nsPath = path.join(this.opts.root, nsEntry.name);
+      for (const shard of await fs.readdir(nsPath)) await this.scanShard(ns, path.join(nsPath, shard));
+    }
+    this.timer = setInterval(() => this.scheduleEviction(), Math.max(1000, this.opts.evictIntervalMs));
+    this.timer.unref();
+    this.scheduleEviction();
+  }
+
+  /** Rebuilds the index for one shard directory and removes debris from interrupted writes. */
+  private async scanShard(ns: string, dir: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return;
+    }
+    const referenced = new Set<string>();
+    for (const name of names) {
+      if (!name.endsWith('.json') || name.startsWith(TEMP_PREFIX)) continue;
+      const key = name.slice(0, -'.json'.length);
+      const sidecarPath = path.join(dir, name);
+      try {
+        const sidecar = JSON.parse(await fs.readFile(sidecarPath, 'utf8')) as Sidecar;
+        const bodyStat = await fs.stat(path.join(dir, `${key}.${sidecar.rev}`));
+        if (bodyStat.size !== sidecar.size) throw new Error('size mismatch');
+        const { mtimeMs } = await fs.stat(sidecarPath);
+        referenced.add(`${key}.${sidecar.rev}`);
+        this.index.set(`${ns}/${key}`, { ns, key, rev: sidecar.rev, size: sidecar.size, expiresAt: sidecar.expiresAt, lastAccess: mtimeMs });
+        this.total += sidecar.size;
+      } catch {
+        await fs.rm(sidecarPath, { force: true });
+      }
+    }
+    for (const name of names) {
+      if (name.endsWith('.json') && !name.startsWith(TEMP_PREFIX)) continue;
+      if (!referenced.has(name)) await fs.rm(path.join(dir, name), { force: true, recursive: true });
+    }
+  }
+
+  private lookup(ns: string, key: CacheKey): IndexEntry {
+    const entry = this.index.get(`${ns}/${key}`);
+    if (!entry) throw notFound();
+    if (entry.expiresAt <= Date.now()) {
+      void this.removeEntry(entry);
+      throw notFound();
+    }
+    return entry;
+  }
+
+  private async readSidecar(ns: string, key: string): Promise<Sidecar> {
+    try {
+      return JSON.parse(await fs.readFile(path.join(this.dirOf(ns, key), `${key}.json`), 'utf8')) as Sidecar;
+    } catch {
+      throw notFound();
+    }
+  }
+
+  async stat(ns: string, key: CacheKey, cond: Conditions): Promise<StatResult> {
+    this.lookup(ns, key);
+    const sidecar = await this.readSidecar(ns, key);
+    checkConditions(cond, sidecar.headers);
+    return { headers: headersForRead(sidecar.headers, sidecar.size), size: sidecar.size };
+  }
+
+  async open(ns: string, key: CacheKey, cond: ReadConditions): Promise<OpenResult> {
+    const entry = this.lookup(ns, key);
+    // A replacement may delete the revision between reading the sidecar and opening the body; retry.
+    for (let attempt = 0; ; attempt++) {
+      const sidecar = await this.readSidecar(ns, key);
+      let handle: fs.FileHandle;
+      try {
+        handle = await fs.open(path.join(this.dirOf(ns, key), `${key}.${sidecar.rev}`), 'r');
+      } catch (err) {
+        if (attempt < 3 && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw notFound();
+      }
+      try {
+        checkConditions(cond, sidecar.headers);
+        const range = resolveRange(cond, sidecar.headers['etag'], sidecar.size);
+        this.markAccess(entry, ns, key);
+        if (!range) {
+          const body = handle.createReadStream({ highWaterMark: READ_CHUNK });
+          return { status: 200, headers: headersForRead(sidecar.headers, sidecar.size), size: sidecar.size, body };
+        }
+        const headers = headersForRead(sidecar.headers, range.end - range.start + 1);
+        headers['content-range'] = `bytes ${range.start}-${range.end}/${sidecar.size}`;
+        const body = handle.createReadStream({ start: range.start, end: range.end, highWaterMark: READ_CHUNK });
+        return { status: 206, headers, size: sidecar.size, body };
+      } catch (err) {
+        await handle.close();
+        throw err;
+      }
+    }
+  }
+
+  private markAccess(entry: IndexEntry, ns: string, key: string): void {
+    entry.lastAccess = Date.now();
+    const now = new Date();
+    fs.utimes(path.join(this.dirOf(ns, key), `${key}.json`), now, now).catch(() => undefined);
+  }
+
+  create(ns: string, key: CacheKey, headers: StoredHeaders, opts: CreateOptions): CacheWriter {
+    const stored = prepareStoredHeaders(headers, opts.etag);
+    const ttl = clampTtl(opts.ttlMs, this.opts.maxTtlMs);
+    const dir = this.dirOf(ns, key);
+    const rev = randomBytes(8).toString('hex');
+    const tempBody = path.join(dir, `${TEMP_PREFIX}${rev}`);
+    let handle: fs.FileHandle | undefined;
+    let opening: Promise<fs.FileHandle> | undefined;
+    let size = 0;
+    const open = () =>
+      (opening ??= fs.mkdir(dir, { recursive: true }).then(() => fs.open(tempBody, 'wx')).then((h) => (handle = h)));
+    const writeChunk = this.opts.writeChunk ?? (async (h: fs.FileHandle, chunk: Buffer) => void (await h.write(chunk)));
+    return new ObjectWriter(
+      {
+        write: async (chunk) => {
+          try {
+            await writeChunk(await open(), chunk);
+          } catch (err) {
+            throw asStorageError(err);
+          }
+          size += chunk.length;
+        },
+        commit: () => this.serialise(`${ns}/${key}`, async () => {
+          try {
+            const h = await open();
+            await h.datasync();
+            await h.close();
+            handle = undefined;
+            const bodyPath = path.join(dir, `${key}.${rev}`);
+            await fs.rename(tempBody, bodyPath);
+            const previous = this.index.get(`${ns}/${key}`);
+            const sidecar: Sidecar = { rev, size, expiresAt: Date.now() + ttl, headers: stored };
+            const tempSidecar = path.join(dir, `${TEMP_PREFIX}${rev}.json`);
+            try {
+              await fs.writeFile(tempSidecar, JSON.stringify(sidecar));
+              await fs.rename(tempSidecar, path.join(dir, `${key}.json`));
+            } catch (err) {
+              await fs.rm(tempSidecar, { force: true });
+              await fs.rm(bodyPath, { force: true });
+              throw err;
+            }
+            if (previous) {
+              this.total -= previous.size;
+              if (previous.rev !== rev) await fs.rm(path.join(dir, `${key}.${previous.rev}`), { force: true });
+            }
+            this.index.set(`${ns}/${key}`, { ns, key, rev, size, expiresAt: sidecar.expiresAt, lastAccess: Date.now() });
+            this.total += size;
+            if (this.total > this.opts.limitBytes) this.scheduleEviction();
+          } catch (err) {
+            throw asStorageError(err);
+          }
+        }),
+        discard: async () => {
+          try {
+            if (opening) await opening.catch(() => undefined);
+            await handle?.close();
+          } catch {
+            // already closed
+          }
+          await fs.rm(tempBody, { force: true });
+        },
+      },
+      opts.signal,
+    );
+  }
+
+  private serialise(id: string, fn: () => Promise<void>): Promise<void> {
+    const run = (this.publishing.get(id) ?? Promise.resolve()).then(fn);
+    const tail = run.catch(() => undefined);
+    this.publishing.set(id, tail);
+    void tail.then(() => {
+      if (this.publishing.get(id) === tail) this.publishing.delete(id);
+    });
+    return run;
+  }
+
+  private async removeEntry(entry: IndexEntry): Promise<void> {
+    const id = `${entry.ns}/${entry.key}`;
+    if (this.index.get(id) !== entry) return;
+    this.index.delete(id);
+    this.total -= entry.size;
+    const dir = this.dirOf(entry.ns, entry.key);
+    await fs.rm(path.join(dir, `${entry.key}.json`), { force: true });
+    await fs.rm(path.join(dir, `${entry.key}.${entry.rev}`), { force: true });
+  }
+
+  async delete(ns: string, key: CacheKey): Promise<void> {
+    await this.removeEntry(this.lookup(ns, key));
+  }
+
+  /** Runs eviction in the background, never two at once. */
+  private scheduleEviction(): void {
+    if (this.evicting) {
+      this.evictAgain = true;
+      return;
+    }
+    this.evicting = this.evict()
+      .catch(() => undefined)
+      .finally(() => {
+        this.evicting = undefined;
+        if (this.evictAgain) {
+          this.evictAgain = false;
+          this.scheduleEviction();
+        }
+      });
+  }
+
+  private async evict(): Promise<void> {
+    const now = Date.now();
+    for (const entry of [...this.index.values()]) if (entry.expiresAt <= now) await this.removeEntry(entry);
+    if (this.total <= this.opts.limitBytes) return;
+    const byAccess = [...this.index.values()].sort((a, b) => a.lastAccess - b.lastAccess);
+    for (const entry of byAccess) {
+      if (this.total <= this.opts.limitBytes) break;
+      await this.removeEntry(entry);
+    }
+  }
+
+  /** Waits for a running eviction (tests). */
+  async settle(): Promise<void> {
+    while (this.evicting) await this.evicting;
+  }
+
+  async stats(): Promise<CacheStats> {
+    return { objects: this.index.size, size: this.total, capacity: this.opts.limitBytes };
+  }
+
+  async listNamespaces(): Promise<string[]> {
+    const now = Date.now();
+    const names = new Set<string>();
+    for (const entry of this.index.values()) if (entry.ns && entry.expiresAt > now) names.add(entry.ns);
+    return [...names].sort();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.settle();
+  }
+
+  describe(): string {
+    return `disk:${this.opts.root}`;
+  }
+}
+
+/** A disk cache plus the hook tests use to wait for background eviction. */
+export type DiskCache = BackendCache & { settle(): Promise<void> };
+
+/** Opens (and recovers) a disk cache rooted at `opts.root`. */
+export async function createDiskCache(opts: DiskCacheOptions): Promise<DiskCache> {
+  const backend = new DiskBackend({ ...opts, root: path.resolve(opts.root) });
+  await backend.init();
+  return Object.assign(new BackendCache(backend), { settle: () => backend.settle() });
+}

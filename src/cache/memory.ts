@@ -1,0 +1,150 @@
+import { Readable } from 'node:stream';
+import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
+import { BackendCache, ObjectWriter, clampTtl, type Backend } from './backend.js';
+import { checkConditions, resolveRange, type Conditions, type ReadConditions } from './conditional.js';
+import { CacheError, notFound } from './errors.js';
+import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
+import type { CacheKey } from './key.js';
+
+interface Entry {
+  headers: StoredHeaders;
+  body: Buffer;
+  expiresAt: number;
+}
+
+/** Options of `cache memory {}` (milliseconds for durations). */
+export interface MemoryCacheOptions {
+  limitBytes: number;
+  maxTtlMs: number;
+  now?: () => number;
+}
+
+/**
+ * Size-bounded in-process LRU. A Map keeps entries in recency order: every read re-inserts its
+ * entry, so the first entries are the least recently used and are evicted first.
+ */
+class MemoryBackend implements Backend {
+  private readonly entries = new Map<string, Entry>();
+  private size = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: MemoryCacheOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  private live(ns: string, key: CacheKey): { id: string; entry: Entry } {
+    const id = `${ns}/${key}`;
+    const entry = this.entries.get(id);
+    if (!entry) throw notFound();
+    if (entry.expiresAt <= this.now()) {
+      this.remove(id);
+      throw notFound();
+    }
+    return { id, entry };
+  }
+
+  private remove(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    this.size -= entry.body.length;
+  }
+
+  private touch(id: string, entry: Entry): void {
+    this.entries.delete(id);
+    this.entries.set(id, entry);
+  }
+
+  async stat(ns: string, key: CacheKey, cond: Conditions): Promise<StatResult> {
+    const { entry } = this.live(ns, key);
+    checkConditions(cond, entry.headers);
+    return { headers: headersForRead(entry.headers, entry.body.length), size: entry.body.length };
+  }
+
+  async open(ns: string, key: CacheKey, cond: ReadConditions): Promise<OpenResult> {
+    const { id, entry } = this.live(ns, key);
+    checkConditions(cond, entry.headers);
+    const size = entry.body.length;
+    const range = resolveRange(cond, entry.headers['etag'], size);
+    this.touch(id, entry);
+    if (!range) {
+      return { status: 200, headers: headersForRead(entry.headers, size), size, body: Readable.from([entry.body], { objectMode: false }) };
+    }
+    const slice = entry.body.subarray(range.start, range.end + 1);
+    const headers = headersForRead(entry.headers, slice.length);
+    headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
+    return { status: 206, headers, size, body: Readable.from([slice], { objectMode: false }) };
+  }
+
+  create(ns: string, key: CacheKey, headers: StoredHeaders, opts: CreateOptions): CacheWriter {
+    const stored = prepareStoredHeaders(headers, opts.etag);
+    const ttl = clampTtl(opts.ttlMs, this.opts.maxTtlMs);
+    const chunks: Buffer[] = [];
+    let length = 0;
+    return new ObjectWriter(
+      {
+        write: async (chunk) => {
+          length += chunk.length;
+          if (length > this.opts.limitBytes) {
+            throw new CacheError('insufficient-storage', `object exceeds the memory cache limit of ${this.opts.limitBytes} bytes`);
+          }
+          chunks.push(chunk);
+        },
+        commit: async () => {
+          const id = `${ns}/${key}`;
+          this.remove(id);
+          const body = Buffer.concat(chunks, length);
+          this.entries.set(id, { headers: stored, body, expiresAt: this.now() + ttl });
+          this.size += body.length;
+          this.evict();
+        },
+        discard: async () => {
+          chunks.length = 0;
+        },
+      },
+      opts.signal,
+    );
+  }
+
+  private evict(): void {
+    const now = this.now();
+    for (const [id, entry] of this.entries) if (entry.expiresAt <= now) this.remove(id);
+    for (const id of this.entries.keys()) {
+      if (this.size <= this.opts.limitBytes) break;
+      this.remove(id);
+    }
+  }
+
+  async delete(ns: string, key: CacheKey): Promise<void> {
+    this.live(ns, key);
+    this.remove(`${ns}/${key}`);
+  }
+
+  async stats(): Promise<CacheStats> {
+    return { objects: this.entries.size, size: this.size, capacity: this.opts.limitBytes };
+  }
+
+  async listNamespaces(): Promise<string[]> {
+    const now = this.now();
+    const names = new Set<string>();
+    for (const [id, entry] of this.entries) {
+      const ns = id.slice(0, id.indexOf('/'));
+      if (ns && entry.expiresAt > now) names.add(ns);
+    }
+    return [...names].sort();
+  }
+
+  async close(): Promise<void> {
+    this.entries.clear();
+    this.size = 0;
+  }
+
+  describe(): string {
+    return `memory:${Math.round(this.opts.limitBytes / (1024 * 1024))}MB`;
+  }
+}
+
+/** Creates the in-memory cache (root namespace view). */
+export function createMemoryCache(opts: MemoryCacheOptions): BackendCache {
+  return new BackendCache(new MemoryBackend(opts));
+}

@@ -1,0 +1,270 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Cache } from '../../src/cache/cache.js';
+import { isCacheError } from '../../src/cache/errors.js';
+import { parseKey } from '../../src/cache/key.js';
+
+/** Stores `body` under `key` and waits until it is visible. */
+export async function put(cache: Cache, key: string, body: Buffer | string, headers: Record<string, string> = {}, opts: { ttlMs?: number; etag?: string } = {}): Promise<void> {
+  await pipeline(Readable.from([Buffer.from(body)]), cache.create(parseKey(key), headers, opts));
+}
+
+/** Reads a whole body. */
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(isCacheError(err), `expected CacheError ${code}, got ${String(err)}`);
+    assert.equal(err.code, code);
+    return err;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+/**
+ * The behaviour every Cache must show (reference §2 and §11.1), run against a fresh cache from
+ * `make`. Backends run it from their own test files.
+ */
+export function cacheConformance(name: string, make: () => Promise<{ cache: Cache; cleanup(): Promise<void> }>, opts: { skip?: string[] } = {}): void {
+  describe(`cache conformance: ${name}`, () => {
+    let root: Cache;
+    let cleanup: () => Promise<void>;
+    let n = 0;
+    const fresh = () => root.namespace(`t${++n}`);
+    const maybe = (title: string, fn: () => Promise<void>) => test(title, { skip: opts.skip?.includes(title) ?? false }, fn);
+
+    before(async () => {
+      const made = await make();
+      root = made.cache;
+      cleanup = made.cleanup;
+    });
+    after(async () => {
+      await root.close();
+      await cleanup();
+    });
+
+    maybe('create then open returns body and headers', async () => {
+      const c = fresh();
+      await put(c, 'k', 'hello', { 'Content-Type': 'text/plain', 'X-Owner': 'ci' });
+      const got = await c.open(parseKey('k'));
+      assert.equal(got.status, 200);
+      assert.equal((await readAll(got.body)).toString(), 'hello');
+      assert.equal(got.headers['content-type'], 'text/plain');
+      assert.equal(got.headers['x-owner'], 'ci');
+      assert.equal(got.headers['content-length'], '5');
+      assert.match(got.headers['etag'] ?? '', /^".+"$/);
+      assert.ok(got.headers['last-modified']);
+    });
+
+    maybe('missing keys are not-found for stat, open and delete', async () => {
+      const c = fresh();
+      await rejectsWith(c.stat(parseKey('nope')), 'not-found');
+      await rejectsWith(c.open(parseKey('nope')), 'not-found');
+      await rejectsWith(c.delete(parseKey('nope')), 'not-found');
+      await c.invalidate(parseKey('nope'));
+    });
+
+    maybe('stat reports size and headers without a body', async () => {
+      const c = fresh();
+      await put(c, 'k', 'abcdef', {}, { etag: 'v1' });
+      const st = await c.stat(parseKey('k'));
+      assert.equal(st.size, 6);
+      assert.equal(st.headers['etag'], '"v1"');
+      assert.equal(st.headers['content-length'], '6');
+    });
+
+    maybe('transport headers are not stored', async () => {
+      const c = fresh();
+      await put(c, 'k', 'x', { 'Content-Length': '1', Range: 'bytes=0-0', 'Time-To-Live': '1h', 'Content-Range': 'bytes 0-0/1' });
+      const st = await c.stat(parseKey('k'));
+      assert.equal(st.headers['range'], undefined);
+      assert.equal(st.headers['time-to-live'], undefined);
+      assert.equal(st.headers['content-range'], undefined);
+    });
+
+    maybe('overwrite replaces body and ETag', async () => {
+      const c = fresh();
+      await put(c, 'k', 'one', {}, { etag: 'a' });
+      await put(c, 'k', 'second', {}, { etag: 'b' });
+      const got = await c.open(parseKey('k'));
+      assert.equal((await readAll(got.body)).toString(), 'second');
+      assert.equal(got.headers['etag'], '"b"');
+    });
+
+    maybe('delete removes and invalidate tolerates absence', async () => {
+      const c = fresh();
+      await put(c, 'k', 'x');
+      await c.delete(parseKey('k'));
+      await rejectsWith(c.open(parseKey('k')), 'not-found');
+      await put(c, 'k', 'x');
+      await c.invalidate(parseKey('k'));
+      await rejectsWith(c.stat(parseKey('k')), 'not-found');
+    });
+
+    maybe('If-Match and If-None-Match', async () => {
+      const c = fresh();
+      await put(c, 'k', 'x', {}, { etag: 'e1' });
+      const key = parseKey('k');
+      assert.equal((await c.stat(key, { ifMatch: '"e1"' })).size, 1);
+      assert.equal((await c.stat(key, { ifMatch: '*' })).size, 1);
+      await rejectsWith(c.stat(key, { ifMatch: '"other"' }), 'precondition-failed');
+      await rejectsWith(c.open(key, { ifMatch: '"other"' }), 'precondition-failed');
+      const nm = (await rejectsWith(c.open(key, { ifNoneMatch: '"e1"' }), 'not-modified')) as { headers?: Record<string, string> };
+      assert.equal(nm.headers?.['etag'], '"e1"');
+      await rejectsWith(c.open(key, { ifNoneMatch: '"x", "e1"' }), 'not-modified');
+      await rejectsWith(c.open(key, { ifNoneMatch: '*' }), 'not-modified');
+      const ok = await c.open(key, { ifNoneMatch: '"zzz"' });
+      await readAll(ok.body);
+    });
+
+    maybe('single ranges, suffix ranges and If-Range', async () => {
+      const c = fresh();
+      await put(c, 'k', '0123456789', {}, { etag: 'r' });
+      const key = parseKey('k');
+      const mid = await c.open(key, { range: 'bytes=2-4' });
+      assert.equal(mid.status, 206);
+      assert.equal((await readAll(mid.body)).toString(), '234');
+      assert.equal(mid.headers['content-range'], 'bytes 2-4/10');
+      assert.equal(mid.headers['content-length'], '3');
+      assert.equal((await readAll((await c.open(key, { range: 'bytes=-3' })).body)).toString(), '789');
+      assert.equal((await readAll((await c.open(key, { range: 'bytes=7-' })).body)).toString(), '789');
+      assert.equal((await readAll((await c.open(key, { range: 'bytes=8-100' })).body)).toString(), '89');
+      const multi = await c.open(key, { range: 'bytes=0-1,3-4' });
+      assert.equal(multi.status, 200);
+      await readAll(multi.body);
+      const garbage = await c.open(key, { range: 'pages=1-2' });
+      assert.equal(garbage.status, 200);
+      await readAll(garbage.body);
+      const err = (await rejectsWith(c.open(key, { range: 'bytes=10-' }), 'range-not-satisfiable')) as { size?: number };
+      assert.equal(err.size, 10);
+      const stale = await c.open(key, { range: 'bytes=0-0', ifRange: '"old"' });
+      assert.equal(stale.status, 200);
+      await readAll(stale.body);
+      const fresh206 = await c.open(key, { range: 'bytes=0-0', ifRange: '"r"' });
+      assert.equal(fresh206.status, 206);
+      await readAll(fresh206.body);
+    });
+
+    maybe('zero-length objects and 416 on them', async () => {
+      const c = fresh();
+      await put(c, 'k', '');
+      const got = await c.open(parseKey('k'));
+      assert.equal((await readAll(got.body)).length, 0);
+      assert.equal(got.headers['content-length'], '0');
+      await rejectsWith(c.open(parseKey('k'), { range: 'bytes=0-' }), 'range-not-satisfiable');
+    });
+
+    maybe('a 4 MiB object streams back identical', async () => {
+      const c = fresh();
+      const body = randomBytes(4 << 20);
+      await put(c, 'big', body);
+      const got = await c.open(parseKey('big'));
+      assert.ok((await readAll(got.body)).equals(body));
+      const tail = await c.open(parseKey('big'), { range: `bytes=${(4 << 20) - 10}-` });
+      assert.ok((await readAll(tail.body)).equals(body.subarray(body.length - 10)));
+    });
+
+    maybe('an aborted or destroyed writer leaves nothing visible', async () => {
+      const c = fresh();
+      const controller = new AbortController();
+      const w = c.create(parseKey('aborted'), {}, { signal: controller.signal });
+      w.on('error', () => undefined);
+      w.write(Buffer.from('partial'));
+      controller.abort();
+      await new Promise((resolve) => w.once('close', resolve));
+      assert.match(String(w.errored?.message), /cancel/);
+      await rejectsWith(c.stat(parseKey('aborted')), 'not-found');
+
+      const d = c.create(parseKey('destroyed'), {});
+      d.on('error', () => undefined);
+      d.write(Buffer.alloc(1024, 1));
+      d.destroy(new Error('client went away'));
+      await new Promise((resolve) => d.once('close', resolve));
+      await rejectsWith(c.open(parseKey('destroyed')), 'not-found');
+
+      await put(c, 'kept', 'old');
+      const r = c.create(parseKey('kept'), {});
+      r.write('new-but-broken');
+      r.destroy();
+      await new Promise((resolve) => r.once('close', resolve));
+      assert.equal((await readAll((await c.open(parseKey('kept'))).body)).toString(), 'old');
+    });
+
+    maybe('a failed upstream stream stores nothing', async () => {
+      const c = fresh();
+      const source = new Readable({
+        read() {
+          this.push(Buffer.alloc(1000));
+          this.destroy(new Error('upstream reset'));
+        },
+      });
+      await assert.rejects(pipeline(source, c.create(parseKey('k'), {})), /upstream reset/);
+      await rejectsWith(c.stat(parseKey('k')), 'not-found');
+    });
+
+    maybe('concurrent writers to one key never tear an object', async () => {
+      const c = fresh();
+      const bodies = [0, 1, 2, 3].map((i) => randomBytes(200_000 + i));
+      await Promise.all(bodies.map((b) => put(c, 'k', b, {}, { etag: createHash('sha256').update(b).digest('hex') })));
+      const got = await c.open(parseKey('k'));
+      const body = await readAll(got.body);
+      assert.equal(got.headers['etag'], `"${createHash('sha256').update(body).digest('hex')}"`);
+      assert.ok(bodies.some((b) => b.equals(body)));
+    });
+
+    maybe('namespace views replace, never nest, and are isolated', async () => {
+      const a = root.namespace('alpha');
+      const b = a.namespace('beta');
+      assert.equal(b.ns, 'beta');
+      await put(a, 'k', 'in alpha');
+      await rejectsWith(b.stat(parseKey('k')), 'not-found');
+      assert.throws(() => root.namespace('../x'), /invalid namespace/);
+      assert.throws(() => root.namespace('.hidden'), /invalid namespace/);
+      const names = await root.listNamespaces();
+      assert.ok(names.includes('alpha'));
+      assert.deepEqual(names, [...names].sort());
+      await a.delete(parseKey('k'));
+      assert.ok(!(await root.listNamespaces()).includes('alpha'));
+    });
+
+    maybe('stats counts objects and bytes', async () => {
+      let stats;
+      try {
+        stats = await root.stats();
+      } catch (err) {
+        assert.ok(isCacheError(err, 'stats-unavailable'));
+        return;
+      }
+      const before = stats;
+      const c = fresh();
+      await put(c, 'k', '12345');
+      const afterPut = await root.stats();
+      assert.equal(afterPut.objects, before.objects + 1);
+      assert.equal(afterPut.size, before.size + 5);
+      assert.ok(afterPut.capacity > 0);
+    });
+
+    maybe('expired objects are gone', async () => {
+      const c = fresh();
+      await put(c, 'k', 'short-lived', {}, { ttlMs: 1000 });
+      assert.equal((await c.stat(parseKey('k'))).size, 11);
+      await new Promise((resolve) => setTimeout(resolve, 2200));
+      await rejectsWith(c.stat(parseKey('k')), 'not-found');
+      await rejectsWith(c.open(parseKey('k')), 'not-found');
+    });
+
+    maybe('describes itself', async () => {
+      assert.ok(String(root).length > 0);
+      assert.notEqual(String(root), '[object Object]');
+    });
+  });
+}
