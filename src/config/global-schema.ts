@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { duration } from './duration.js';
+
+/**
+ * The global (non-provider) part of a config file, with cachew's names and defaults (reference
+ * §9.2 and git §8.2-8.3). Strings may hold `${HOARD_STATE}`/`${CACHEW_STATE}`; they are expanded
+ * before validation, defaults included.
+ */
+export const globalBlockSchemas = {
+  log: z
+    .strictObject({
+      level: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Minimum log level.'),
+      json: z.boolean().default(false).describe('Log as JSON lines instead of text.'),
+      remap: z.record(z.string(), z.string()).default({}).describe('Rename log attributes (accepted for cachew compatibility).'),
+      headers: z.record(z.string(), z.string()).default({}).describe('Request headers to add to request logs, header = attribute.'),
+    })
+    .describe('Logging.'),
+  metrics: z
+    .strictObject({
+      'service-name': z.string().default('hoard').describe('Service name reported with metrics.'),
+      port: z.number().int().min(0).max(65535).default(9102).describe('Prometheus listener port (0 disables it).'),
+      bind: z.string().default('127.0.0.1').describe('Address of the Prometheus listener (hoard addition; loopback by default).'),
+      'enable-prometheus': z.boolean().default(true).describe('Serve Prometheus metrics at /metrics.'),
+      'enable-otlp': z.boolean().default(false).describe('Push OTLP metrics (accepted for compatibility; not implemented).'),
+      'otlp-endpoint': z.string().default('http://localhost:4318').describe('OTLP endpoint.'),
+      'otlp-insecure': z.boolean().default(false).describe('Allow plain-text OTLP.'),
+      'otlp-export-interval': z.number().int().default(60).describe('OTLP export interval in seconds.'),
+    })
+    .describe('Metrics.'),
+  opa: z
+    .strictObject({
+      policy: z.string().optional().describe('Inline Rego policy (not evaluated yet: the built-in loopback policy applies).'),
+      'policy-file': z.string().optional().describe('Rego policy file (not evaluated yet).'),
+      data: z.string().optional().describe('Inline JSON data for the policy.'),
+      'data-file': z.string().optional().describe('JSON data file for the policy.'),
+      test: z.boolean().default(false).describe('Log decisions without enforcing them.'),
+    })
+    .describe('Authorization policy. Default: /api and /admin only from loopback.'),
+  scheduler: z
+    .strictObject({
+      concurrency: z.number().int().min(0).default(4).describe('Concurrent background jobs (0 = number of cores).'),
+      'max-clone-concurrency': z.number().int().min(0).default(0).describe('Concurrent clones (0 = no extra limit).'),
+      'scheduler-db': z.string().default('${HOARD_STATE}/scheduler.db').describe('Where periodic job times are remembered.'),
+    })
+    .describe('Background job scheduler.'),
+  'git-clone': z
+    .strictObject({
+      'mirror-root': z.string().default('${HOARD_STATE}/git-mirrors').describe('Directory holding bare mirrors.'),
+      'fetch-interval': duration().default(15 * 60_000).describe('Periodic mirror fetch interval.'),
+      'ref-check-interval': duration().default(10_000).describe('How often a request may trigger an upstream ref check.'),
+      maintenance: z.boolean().default(false).describe('Run git maintenance on mirrors.'),
+      'pack-threads': z.number().int().min(0).default(0).describe('pack.threads for upload-pack (0 = git default).'),
+      'clone-timeout': duration().default(3_600_000).describe('Deadline of a mirror clone.'),
+      'fetch-timeout': duration().default(5 * 60_000).describe('Deadline of a mirror fetch.'),
+      'ls-remote-timeout': duration().default(60_000).describe('Deadline of an upstream ref listing.'),
+      'repack-timeout': duration().default(10 * 60_000).describe('Deadline of a repack.'),
+      'repack-threads': z.number().int().min(0).default(4).describe('Threads for repack.'),
+    })
+    .describe('Git mirror settings shared by strategies.'),
+  s3: z
+    .strictObject({
+      endpoint: z.string().default('s3.amazonaws.com').describe('S3 endpoint host[:port] or URL.'),
+      region: z.string().default('us-west-2').describe('S3 region.'),
+      'use-ssl': z.boolean().default(true).describe('Use HTTPS to reach the endpoint.'),
+      'skip-ssl-verify': z.boolean().default(false).describe('Skip TLS certificate verification.'),
+      'use-path-style': z.boolean().default(false).describe('Path-style bucket addressing (hoard addition; needed by most S3-compatible servers).'),
+      'access-key-id': z.string().optional().describe('Static access key (hoard addition; default: the AWS credential chain).'),
+      'secret-access-key': z.string().optional().describe('Static secret key (hoard addition).'),
+    })
+    .describe('Shared S3 client.'),
+  'github-app': z
+    .strictObject({
+      'app-id': z.string().describe('GitHub App ID.'),
+      'private-key-path': z.string().describe('PEM private key path.'),
+      installations: z.record(z.string(), z.string()).default({}).describe('Org → installation ID.'),
+      'fallback-org': z.string().optional().describe('Installation used for orgs not listed.'),
+    })
+    .describe('GitHub App used to mint upstream tokens (repeatable; accepted, not used yet).'),
+} as const;
+
+/** Top-level attributes. */
+export const globalAttributeSchemas = {
+  state: z.string().default('./state').describe('Base directory for all local state.'),
+  bind: z.string().default('127.0.0.1:8080').describe('Address the server listens on.'),
+  url: z.string().optional().describe('Public base URL (default: http://<bind>).'),
+  'shutdown-readiness-delay': duration().default(5_000).describe('How long /_readiness reports 503 before the listener stops.'),
+  'shutdown-timeout': duration().default(150_000).describe('How long in-flight requests may run after a stop signal.'),
+} as const;
+
+/** Blocks that may appear more than once. */
+export const repeatableBlocks = new Set(['github-app']);
+
+type Out<T extends z.ZodType> = z.output<T>;
+
+/** The resolved global configuration. */
+export interface GlobalConfig {
+  state: string;
+  bind: string;
+  url: string;
+  'shutdown-readiness-delay': number;
+  'shutdown-timeout': number;
+  log: Out<typeof globalBlockSchemas.log>;
+  metrics: Out<typeof globalBlockSchemas.metrics>;
+  opa: Out<typeof globalBlockSchemas.opa>;
+  scheduler: Out<typeof globalBlockSchemas.scheduler>;
+  'git-clone': Out<(typeof globalBlockSchemas)['git-clone']>;
+  s3: Out<typeof globalBlockSchemas.s3>;
+  'github-app': Array<Out<(typeof globalBlockSchemas)['github-app']>>;
+}
