@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { GlobalOptions } from './options.js';
+
+function packageVersion(): string {
+  // Works from src/cli (tsx) and dist/src/cli (compiled): walk up to the package root.
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'hoard') return pkg.version ?? '0.0.0';
+    } catch {
+      // try the next level
+    }
+  }
+  return '0.0.0';
+}
+
+function fail(err: unknown): never {
+  process.stderr.write(`hoard: ${(err as Error).message ?? String(err)}\n`);
+  process.exit(1);
+}
+
+const program = new Command('hoard')
+  .description('Tiered caching proxy for git, Go modules, release assets and build artifacts, and its client.')
+  .version(`hoard ${packageVersion()}`, '-v, --version', 'print the version')
+  .addOption(new Option('--url <url>', 'hoard server URL').env('HOARD_URL').default(process.env['CACHEW_URL'] ?? 'http://127.0.0.1:8080'))
+  .addOption(new Option('--authorization <value>', 'Authorization header sent to the server').env('HOARD_AUTHORIZATION').default(process.env['CACHEW_AUTHORIZATION']))
+  .option('--platform', 'prefix keys with the OS and architecture')
+  .addOption(new Option('--daily', 'prefix keys with the local date').conflicts('hourly'))
+  .addOption(new Option('--hourly', 'prefix keys with the local date and hour').conflicts('daily'))
+  .option('-q, --quiet', 'no progress bars')
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `
+Examples:
+  hoard serve                                   run the server on the embedded default config
+  echo hi | hoard put default greeting --ttl 1h store stdin
+  hoard get default greeting -o greeting.txt    fetch it
+  hoard save deps . node_modules -H package-lock.json
+  hoard restore deps . -H package-lock.json     exit 0 hit, 2 miss, 1 error
+  hoard git restore https://github.com/org/repo ./repo`,
+  );
+
+program
+  .command('serve')
+  .description('run the hoard server')
+  .option('-c, --config <file>', 'config file (default: $HOARD_CONFIG, ./hoard.hcl, else the embedded default)')
+  .option('--schema', 'print every config block and attribute with type, default and help, then exit')
+  .action(async (opts: { config?: string; schema?: boolean }) => {
+    const { runServer } = await import('../server/run.js');
+    const code = await runServer({ configPath: opts.config, schema: opts.schema ?? false });
+    process.exit(code);
+  });
+
+const lazyObjects = () => import('./object-commands.js');
+
+program
+  .command('get <namespace> <key>')
+  .description('download an object (headers to stderr)')
+  .option('-o, --output <file>', 'write to a file instead of stdout')
+  .action(async (ns: string, key: string, opts: { output?: string }) => (await lazyObjects()).getCommand(program.opts<GlobalOptions>(), ns, key, opts).catch(fail));
+
+program
+  .command('put <namespace> <key> [file]')
+  .description('upload an object from a file or stdin')
+  .option('--ttl <duration>', 'time to live, e.g. 1h')
+  .option('-H, --header <k=v...>', 'extra header to store (repeatable)')
+  .action(async (ns: string, key: string, file: string | undefined, opts: { ttl?: string; header?: string[] }) =>
+    (await lazyObjects()).putCommand(program.opts<GlobalOptions>(), ns, key, file, opts).catch(fail),
+  );
+
+program
+  .command('stat <namespace> <key>')
+  .description('print the headers of an object')
+  .action(async (ns: string, key: string) => (await lazyObjects()).statCommand(program.opts<GlobalOptions>(), ns, key).catch(fail));
+
+program
+  .command('delete <namespace> <key>')
+  .description('delete an object')
+  .action(async (ns: string, key: string) => (await lazyObjects()).deleteCommand(program.opts<GlobalOptions>(), ns, key).catch(fail));
+
+program
+  .command('namespaces')
+  .description('list namespaces holding objects')
+  .action(async () => (await lazyObjects()).namespacesCommand(program.opts<GlobalOptions>()).catch(fail));
+
+program
+  .command('save <namespace> <dir> [paths...]')
+  .description('archive a directory (tar + zstd) and upload it')
+  .option('--key <key>', 'cache key')
+  .option('-H, --hash <glob...>', 'derive the key from the contents of matching files')
+  .option('--ttl <duration>', 'time to live, e.g. 24h')
+  .option('--exclude <pattern...>', 'tar exclude pattern (repeatable)')
+  .option('--zstd-threads <n>', 'zstd threads (0 = all cores)', '0')
+  .action(async (ns: string, dir: string, paths: string[], opts: { key?: string; hash?: string[]; ttl?: string; exclude?: string[]; zstdThreads: string }) =>
+    (await lazyObjects()).saveCommand(program.opts<GlobalOptions>(), ns, dir, paths, opts).catch(fail),
+  );
+
+program
+  .command('restore <namespace> <dir>')
+  .description('download an archive and extract it (exit 2 on a miss)')
+  .option('--key <key>', 'cache key')
+  .option('-H, --hash <glob...>', 'derive the key from the contents of matching files')
+  .option('--zstd-threads <n>', 'zstd threads', '0')
+  .action(async (ns: string, dir: string, opts: { key?: string; hash?: string[]; zstdThreads: string }) =>
+    (await lazyObjects()).restoreCommand(program.opts<GlobalOptions>(), ns, dir, opts).catch(fail),
+  );
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,68 @@
+import { promises as fs } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { startChild } from '../util/process.js';
+
+/** Archive children may run for a long time on big trees, but never forever. */
+const ARCHIVE_DEADLINE_MS = 6 * 60 * 60 * 1000;
+
+/**
+ * Streams `tar | zstd` of `paths` (relative to `dir`) as a `.tar.zst` readable by plain
+ * `tar --zstd -xf` and `zstd -d | tar -x`. The returned `done` rejects with the failing tool's
+ * stderr; callers must await it and abort their upload if it fails.
+ */
+export function createArchive(dir: string, paths: string[], opts: { exclude?: string[]; threads?: number; signal?: AbortSignal }): { stream: Readable; done: Promise<void> } {
+  const excludes = (opts.exclude ?? []).map((p) => `--exclude=${p}`);
+  const tar = startChild('tar', ['-cpf', '-', '-C', dir, ...excludes, '--', ...(paths.length ? paths : ['.'])], { timeoutMs: ARCHIVE_DEADLINE_MS, signal: opts.signal });
+  const zstd = startChild('zstd', ['-q', '-c', `-T${opts.threads ?? 0}`, '-3'], { timeoutMs: ARCHIVE_DEADLINE_MS, signal: opts.signal, stdin: 'pipe' });
+  const piping = pipeline(tar.child.stdout!, zstd.child.stdin!);
+  const done = Promise.all([tar.done, zstd.done, piping]).then(
+    () => undefined,
+    (err: Error) => {
+      tar.kill();
+      zstd.kill();
+      throw new Error(`archiving ${dir} failed: ${err.message}`);
+    },
+  );
+  done.catch(() => zstd.child.stdout?.destroy(new Error('archive failed')));
+  return { stream: zstd.child.stdout!, done };
+}
+
+/**
+ * Extracts a `.tar.zst` stream into `dir` (created when missing) with `zstd -dc | tar -xpf -`.
+ * Directories that are not writable are made writable first (a previous extraction may have
+ * left read-only trees) and their modes restored if extraction fails.
+ */
+export async function extractArchive(source: Readable, dir: string, opts: { threads?: number; signal?: AbortSignal } = {}): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  const relaxed = await relaxReadOnlyDirs(dir);
+  const zstd = startChild('zstd', ['-q', '-d', '-c'], { timeoutMs: ARCHIVE_DEADLINE_MS, signal: opts.signal, stdin: 'pipe' });
+  const tar = startChild('tar', ['-xpf', '-', '-C', dir], { timeoutMs: ARCHIVE_DEADLINE_MS, signal: opts.signal, stdin: 'pipe', stdout: 'ignore' });
+  try {
+    await Promise.all([pipeline(source, zstd.child.stdin!), pipeline(zstd.child.stdout!, tar.child.stdin!), zstd.done, tar.done]);
+  } catch (err) {
+    zstd.kill();
+    tar.kill();
+    source.destroy();
+    for (const [path, mode] of relaxed) await fs.chmod(path, mode).catch(() => undefined);
+    throw new Error(`extracting into ${dir} failed: ${(err as Error).message}`);
+  }
+}
+
+async function relaxReadOnlyDirs(root: string): Promise<Array<[string, number]>> {
+  const changed: Array<[string, number]> = [];
+  const visit = async (dir: string, depth: number): Promise<void> => {
+    const st = await fs.stat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) return;
+    if ((st.mode & 0o200) === 0) {
+      await fs.chmod(dir, st.mode | 0o700);
+      changed.push([dir, st.mode & 0o7777]);
+    }
+    if (depth > 64) return;
+    for (const entry of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (entry.isDirectory()) await visit(`${dir}/${entry.name}`, depth + 1);
+    }
+  };
+  await visit(root, 0);
+  return changed;
+}

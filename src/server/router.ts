@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import findMyWay from 'find-my-way';
+import type { RouteHandler, RouteMethod, RouteParams, RouteRegistry } from './strategy.js';
+
+const noop = () => undefined;
+
+/** A matched route: the handler plus its captured parameters. */
+export interface RouteMatch {
+  handler: RouteHandler;
+  params: RouteParams;
+}
+
+/**
+ * find-my-way behind our RouteRegistry. GET routes answer HEAD too unless HEAD is registered
+ * explicitly; a path that exists for other methods yields `allowed` for a 405.
+ */
+export class Router implements RouteRegistry {
+  private readonly tree = findMyWay({ ignoreTrailingSlash: false, caseSensitive: true, maxParamLength: 2048 });
+  /** Paths whose HEAD route was added for a GET and may be replaced by an explicit HEAD. */
+  private readonly implicitHead = new Set<string>();
+
+  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler): void {
+    const store = { handler };
+    for (const method of Array.isArray(methods) ? methods : [methods]) {
+      if (method === 'HEAD' && this.implicitHead.delete(path)) this.tree.off('HEAD', path);
+      this.tree.on(method, path, noop, store);
+      if (method === 'GET' && !this.tree.hasRoute('HEAD', path)) {
+        this.tree.on('HEAD', path, noop, store);
+        this.implicitHead.add(path);
+      }
+    }
+  }
+
+  /** Finds the route for a request path (no query string). */
+  find(method: string, path: string): RouteMatch | { allowed: string[] } | undefined {
+    const found = this.tree.find(method as 'GET', path);
+    if (found) {
+      const store = found.store as { handler: RouteHandler };
+      return { handler: store.handler, params: { ...found.params } };
+    }
+    const allowed: string[] = [];
+    for (const candidate of ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const) {
+      if (candidate !== method && this.tree.find(candidate, path)) allowed.push(candidate);
+    }
+    return allowed.length ? { allowed } : undefined;
+  }
+}
+
+/** Sends a short plain-text response (errors and simple statuses). */
+export function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = text.endsWith('\n') ? text : `${text}\n`;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(res.req?.method === 'HEAD' ? undefined : body);
+}
+
+/** Sends a JSON response. */
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end((res.req as IncomingMessage | undefined)?.method === 'HEAD' ? undefined : body);
+}

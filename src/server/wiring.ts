@@ -1,0 +1,187 @@
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Cache } from '../cache/cache.js';
+import { cacheProviders } from '../cache/registry.js';
+import type { GlobalConfig, LoadedConfig } from '../config/load.js';
+import type { ProviderSpec } from '../config/provider.js';
+import { metadataProviders } from '../metadata/registry.js';
+import type { MetadataStore } from '../metadata/store.js';
+import { mountObjectApi } from '../strategies/api/object-api.js';
+import { strategyProviders } from '../strategies/registry.js';
+import { createHttpServer } from './http-server.js';
+import { LOG_LEVELS, createLogger } from './logging.js';
+import { ServerMetrics } from './metrics.js';
+import { Router, sendText } from './router.js';
+import type { Strategy } from './strategy.js';
+import { createTieredCache } from '../cache/tiered.js';
+
+/** Every provider spec the config loader must know. */
+export function allProviderSpecs(): ProviderSpec[] {
+  return [...cacheProviders.map((p) => p.spec), ...metadataProviders.map((p) => p.spec), ...strategyProviders.map((p) => p.spec)];
+}
+
+/** A started server. */
+export interface RunningServer {
+  url: string;
+  port: number;
+  metricsPort: number | undefined;
+  logger: Logger;
+  cache: Cache;
+  /** Graceful stop: readiness 503, delay, stop accepting, drain, close strategies and caches. */
+  close(): Promise<void>;
+}
+
+/** Options for tests and embedding. */
+export interface StartOptions {
+  logger?: Logger;
+  /** Overrides `bind` (tests pass port 0). */
+  listen?: { host: string; port: number };
+}
+
+function splitBind(bind: string): { host: string; port: number } {
+  const at = bind.lastIndexOf(':');
+  const host = bind.slice(0, at).replace(/^\[|\]$/g, '') || '0.0.0.0';
+  const port = Number(bind.slice(at + 1));
+  if (at === -1 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid bind address ${JSON.stringify(bind)}: use host:port`);
+  return { host, port };
+}
+
+/** Wraps the only cache so `invalidate` is a no-op: with one tier it is the authority. */
+function authoritative(cache: Cache): Cache {
+  return new Proxy(cache, {
+    get(target, prop, receiver) {
+      if (prop === 'invalidate') return async () => undefined;
+      if (prop === 'namespace') return (ns: string) => authoritative(target.namespace(ns));
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** Builds caches, metadata, routes and strategies from a loaded config and starts listening. */
+export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): Promise<RunningServer> {
+  const global: GlobalConfig = cfg.global;
+  const logger = opts.logger ?? createLogger({ level: global.log.level, json: global.log.json });
+  const env = { state: global.state, blocks: global as unknown as Record<string, unknown> };
+  const closers: Array<() => Promise<void>> = [];
+  const strategies: Strategy[] = [];
+  let cache: Cache | undefined;
+
+  try {
+    const tiers: Cache[] = [];
+    for (const block of cfg.providers.filter((p) => p.kind === 'cache')) {
+      const provider = cacheProviders.find((p) => p.spec.name === block.name);
+      if (!provider) throw new Error(`${block.file}:${block.line}: unknown cache ${block.name}`);
+      const tier = await provider.create(block.config, env);
+      tiers.push(tier);
+      closers.push(() => tier.close());
+    }
+    const metadataBlock = cfg.providers.find((p) => p.kind === 'metadata');
+    const metadataProvider = metadataProviders.find((p) => p.spec.name === metadataBlock?.name);
+    if (!metadataBlock || !metadataProvider) throw new Error('expected a metadata backend');
+    const metadata: MetadataStore = await metadataProvider.create(metadataBlock.config, env);
+    closers.push(() => metadata.close());
+    cache = tiers.length === 1 ? authoritative(tiers[0] as Cache) : createTieredCache(tiers, metadata);
+    logger.info({ cache: String(cache), metadata: String(metadata) }, 'storage ready');
+
+    const router = new Router();
+    const metrics = new ServerMetrics(global.metrics['service-name']);
+    let shuttingDown = false;
+
+    router.on('GET', '/_liveness', (_req, res) => sendText(res, 200, 'OK'));
+    router.on('GET', '/_readiness', (_req, res) => {
+      if (shuttingDown) return sendText(res, 503, 'shutting down');
+      if (!strategies.every((s) => s.ready?.() ?? true)) return sendText(res, 503, 'warming up');
+      sendText(res, 200, 'OK');
+    });
+    router.on('GET', '/admin/log/level', (_req, res) => sendText(res, 200, logger.level));
+    router.on(['PUT', 'POST'], '/admin/log/level', async (req, res, _params, query) => {
+      let level = query.get('level') ?? undefined;
+      if (!level) {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of req) {
+          size += (chunk as Buffer).length;
+          if (size > 1024) return sendText(res, 413, 'request body too large');
+          chunks.push(chunk as Buffer);
+        }
+        const body = Buffer.concat(chunks).toString().trim();
+        level = new URLSearchParams(body).get('level') ?? body;
+      }
+      if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+        return sendText(res, 400, `invalid level: ${JSON.stringify(level)} (valid: ${LOG_LEVELS.join(', ')})`);
+      }
+      logger.level = level;
+      logger.warn({ level }, 'log level changed');
+      sendText(res, 200, level);
+    });
+
+    mountObjectApi(router, cache, logger.child({ strategy: 'api' }));
+
+    for (const block of cfg.providers.filter((p) => p.kind === 'strategy')) {
+      const provider = strategyProviders.find((p) => p.spec.name === block.name);
+      if (!provider) throw new Error(`${block.file}:${block.line}: unknown strategy ${block.name}`);
+      const strategy = await provider.create({
+        config: block.config,
+        label: block.label,
+        cache: cache.namespace(block.name),
+        routes: router,
+        logger: logger.child({ strategy: block.name }),
+        global: { state: global.state, url: global.url, blocks: global as unknown as Record<string, Record<string, unknown>> },
+        metadata,
+      });
+      strategies.push(strategy);
+    }
+
+    const server = createHttpServer({ router, logger, metrics });
+    const { host, port } = opts.listen ?? splitBind(global.bind);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = (server.address() as AddressInfo).port;
+    let metricsServer: { port: number; close(): Promise<void> } | undefined;
+    if (global.metrics['enable-prometheus'] && global.metrics.port !== 0) {
+      try {
+        metricsServer = await metrics.listen(global.metrics.bind, global.metrics.port);
+      } catch (err) {
+        logger.warn({ err }, `metrics listener on ${global.metrics.bind}:${global.metrics.port} failed; continuing without /metrics`);
+      }
+    }
+    const url = opts.listen || port === 0 ? `http://${host.includes(':') ? `[${host}]` : host}:${bound}` : global.url;
+    logger.info({ url, metricsPort: metricsServer?.port }, 'hoard listening');
+
+    let closing: Promise<void> | undefined;
+    const finalCache = cache;
+    return {
+      url,
+      port: bound,
+      metricsPort: metricsServer?.port,
+      logger,
+      cache: finalCache,
+      close: () =>
+        (closing ??= (async () => {
+          shuttingDown = true;
+          const delay = opts.listen ? 0 : global['shutdown-readiness-delay'];
+          if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+          const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+          server.closeIdleConnections();
+          const deadline = setTimeout(() => server.closeAllConnections(), global['shutdown-timeout']);
+          await drained;
+          clearTimeout(deadline);
+          for (const strategy of strategies.reverse()) await strategy.close?.().catch((err: unknown) => logger.error({ err }, 'strategy close failed'));
+          await metricsServer?.close();
+          for (const close of closers.reverse()) await close().catch(() => undefined);
+          logger.info('hoard stopped');
+          logger.flush?.();
+        })()),
+    };
+  } catch (err) {
+    for (const strategy of strategies) await strategy.close?.().catch(() => undefined);
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,153 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { isAllowed, isLoopbackAddress } from '../../src/server/authz.js';
+import { createDiskCache } from '../../src/cache/disk.js';
+import { createHttpServer } from '../../src/server/http-server.js';
+import { ServerMetrics } from '../../src/server/metrics.js';
+import { Router } from '../../src/server/router.js';
+import { mountObjectApi } from '../../src/strategies/api/object-api.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn();
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-srv-'));
+  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+describe('default authorization policy', () => {
+  test('loopback addresses', () => {
+    for (const a of ['127.0.0.1', '127.8.9.10', '::1', '::ffff:127.0.0.1']) assert.ok(isLoopbackAddress(a), a);
+    for (const a of ['10.0.0.1', '192.168.1.2', '::ffff:10.0.0.1', 'fe80::1', '', undefined]) assert.equal(isLoopbackAddress(a), false, String(a));
+  });
+  test('/api and /admin are loopback-only, everything else is open', () => {
+    assert.equal(isAllowed('/api/v1/object/x/y', '10.1.2.3'), false);
+    assert.equal(isAllowed('/admin/log/level', '192.168.0.5'), false);
+    assert.equal(isAllowed('/api', '10.1.2.3'), false);
+    assert.equal(isAllowed('/api/v1/stats', '127.0.0.1'), true);
+    assert.equal(isAllowed('/git/github.com/a/b/info/refs', '10.1.2.3'), true);
+    assert.equal(isAllowed('/_readiness', '10.1.2.3'), true);
+    assert.equal(isAllowed('/apiary', '10.1.2.3'), true);
+  });
+});
+
+describe('storage failures', () => {
+  test('ENOSPC on upload → 507 with a clear message, nothing stored, server keeps serving', async () => {
+    const root = await tempDir();
+    let full = true;
+    const cache = await createDiskCache({
+      root,
+      limitBytes: 1 << 30,
+      maxTtlMs: 3_600_000,
+      evictIntervalMs: 60_000,
+      writeChunk: async (handle, chunk) => {
+        if (full) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+        await handle.write(chunk);
+      },
+    });
+    const router = new Router();
+    const logger = pino({ level: 'silent' });
+    mountObjectApi(router, cache, logger);
+    const server = createHttpServer({ router, logger, metrics: new ServerMetrics('test') });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await cache.close();
+    });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const res = await fetch(`${base}/api/v1/object/ns/k`, { method: 'POST', body: 'data' });
+    assert.equal(res.status, 507);
+    assert.match(await res.text(), /Insufficient storage: cache storage is full \(ENOSPC\)/);
+    assert.equal((await fetch(`${base}/api/v1/object/ns/k`)).status, 404);
+    full = false;
+    assert.equal((await fetch(`${base}/api/v1/object/ns/k`, { method: 'POST', body: 'data' })).status, 200);
+    assert.equal(await (await fetch(`${base}/api/v1/object/ns/k`)).text(), 'data');
+  });
+});
+
+describe('hoard serve as a real process', () => {
+  test('config errors exit 1 naming file:line; --schema prints the schema', async () => {
+    const dir = await tempDir();
+    const bad = path.join(dir, 'bad.hcl');
+    await fs.writeFile(bad, 'cache disk {}\nmetadata memory {}\nstrategy nonsense {}\n');
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: process.cwd(), env: { ...process.env, HOARD_CONFIG: '' } });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c: Buffer) => (stdout += c));
+        child.stderr.on('data', (c: Buffer) => (stderr += c));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const failed = await run(['serve', '--config', bad]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, new RegExp(`${bad.replace(/[.]/g, '\\.')}:3: unknown strategy "nonsense"`));
+    const schema = await run(['serve', '--schema']);
+    assert.equal(schema.code, 0);
+    assert.match(schema.stdout, /cache disk \{/);
+    assert.match(schema.stdout, /shutdown-timeout = "2m30s"/);
+  });
+
+  test('SIGTERM: readiness goes 503, the in-flight request finishes, the process exits 0', async () => {
+    const dir = await tempDir();
+    const config = path.join(dir, 'hoard.hcl');
+    await fs.writeFile(
+      config,
+      `state = "${dir}/state"\nbind = "127.0.0.1:0"\nshutdown-readiness-delay = "1s"\ncache disk {}\nmetadata memory {}\nmetrics { port = 0 }\n`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config], { cwd: process.cwd(), detached: true });
+    cleanups.push(async () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // exited
+      }
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no listen line: ${stderr}`)), 20_000);
+      child.stderr.on('data', () => {
+        const m = /"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(stderr) ?? /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+    });
+    assert.ok(port > 0, `port from: ${stderr}`);
+    const base = `http://127.0.0.1:${port}`;
+    assert.equal((await fetch(`${base}/_readiness`)).status, 200);
+
+    // A slow upload that is still in flight when SIGTERM arrives.
+    const upload = new Promise<number>((resolve, reject) => {
+      const req = http.request(`${base}/api/v1/object/slow/k`, { method: 'POST', headers: { 'content-length': '6' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.write('abc');
+      setTimeout(() => req.end('def'), 1500);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const ready = await fetch(`${base}/_readiness`);
+    assert.equal(ready.status, 503);
+    assert.equal((await ready.text()).trim(), 'shutting down');
+    assert.equal(await upload, 200);
+    assert.equal(await exited, 0);
+  });
+});
