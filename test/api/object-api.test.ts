@@ -13,7 +13,7 @@ after(async () => {
 
 const obj = (ns: string, key: string) => `${srv.url}/api/v1/object/${ns}/${key}`;
 
-async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<Response> {
+async function post(url: string, body: string, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(url, { method: 'POST', body, headers });
 }
 
