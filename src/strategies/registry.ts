@@ -1,5 +1,6 @@
 import type { ProviderSpec } from '../config/provider.js';
 import type { Strategy, StrategyContext } from '../server/strategy.js';
+import { gitStrategyProvider } from './git/strategy.js';
 
 /** A configurable strategy: its HCL block spec and the factory the server calls at start-up. */
 export interface StrategyProvider {
@@ -12,5 +13,5 @@ export interface StrategyProvider {
  * (`/api/v1`) is always mounted by the server and is not listed here.
  */
 export const strategyProviders: StrategyProvider[] = [
-  // Each strategy folder adds its provider here.
+  gitStrategyProvider,
 ];

@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { runChild } from '../../util/process.js';
+
+/** Repository lifecycle (reference git §3.1). */
+export type RepoState = 'empty' | 'cloning' | 'ready';
+
+/** Settings shared by all repositories of one strategy. */
+export interface RepoSettings {
+  mirrorRoot: string;
+  /** Scratch space on the same filesystem, a dot-directory discovery skips. */
+  scratchRoot: string;
+  gitEnv: NodeJS.ProcessEnv;
+  cloneTimeoutMs: number;
+  fetchTimeoutMs: number;
+  lsRemoteTimeoutMs: number;
+  refCheckIntervalMs: number;
+  packThreads: number;
+  logger: Logger;
+}
+
+/** Mirror configuration for serving (reference git §6.6). */
+export function mirrorConfig(packThreads: number): Array<[string, string]> {
+  return [
+    ['protocol.version', '2'],
+    ['uploadpack.allowFilter', 'true'],
+    ['uploadpack.allowAnySHA1InWant', 'true'],
+    ['repack.writeBitmaps', 'true'],
+    ['pack.useBitmaps', 'true'],
+    ['core.commitGraph', 'true'],
+    ['gc.writeCommitGraph', 'true'],
+    ['fetch.writeCommitGraph', 'true'],
+    ['core.multiPackIndex', 'true'],
+    ['transfer.unpackLimit', '1'],
+    ['fetch.unpackLimit', '1'],
+    ['gc.auto', '0'],
+    ['pack.deltaCacheSize', '512m'],
+    ['pack.windowMemory', '1g'],
+    ...(packThreads > 0 ? ([['pack.threads', String(packThreads)]] as Array<[string, string]>) : []),
+  ];
+}
+
+/**
+ * One upstream repository and its bare mirror. The state machine has a single atomic winner
+ * for Empty → Cloning, and every path that does not end Ready returns to Empty, so a repository
+ * can never be stuck Cloning.
+ */
+export class Repository {
+  state: RepoState;
+  lastFetch = 0;
+  private fetching: Promise<void> | undefined;
+  private refCheckAt = 0;
+  private refCheckStale = false;
+  private readonly stateWaiters = new Set<() => void>();
+  /** Replaceable first step of a clone (a later tier restores from a mirror snapshot here). */
+  populate: ((repo: Repository, target: string, signal: AbortSignal) => Promise<void>) | undefined;
+
+  constructor(
+    readonly upstreamURL: string,
+    readonly mirrorDir: string,
+    private readonly settings: RepoSettings,
+    initial: RepoState,
+  ) {
+    this.state = initial;
+  }
+
+  private setState(state: RepoState): void {
+    this.state = state;
+    for (const waiter of this.stateWaiters) waiter();
+  }
+
+  /** Atomically claims the clone; true for exactly one caller while Empty. */
+  tryStartCloning(): boolean {
+    if (this.state !== 'empty') return false;
+    this.setState('cloning');
+    return true;
+  }
+
+  /** Resolves when the state leaves Cloning (or at once when it is not Cloning). */
+  waitWhileCloning(signal?: AbortSignal): Promise<void> {
+    if (this.state !== 'cloning') return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (this.state !== 'cloning') {
+          this.stateWaiters.delete(check);
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        }
+      };
+      const onAbort = () => {
+        this.stateWaiters.delete(check);
+        reject(new Error('cancelled while waiting for the clone'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.stateWaiters.add(check);
+    });
+  }
+
+  git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string }): Promise<string> {
+    return runChild('git', args, { env: this.settings.gitEnv, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  }
+
+  /** Applies the serving configuration to a mirror directory. */
+  async configure(dir = this.mirrorDir): Promise<void> {
+    for (const [key, value] of mirrorConfig(this.settings.packThreads)) {
+      await this.git(['-C', dir, 'config', key, value], { timeoutMs: 30_000 });
+    }
+  }
+
+  /**
+   * Clones the mirror (the caller won `tryStartCloning`). Works in a scratch directory and renames
+   * into place, so a failure leaves nothing at the mirror path and never touches siblings.
+   * Always ends Ready or Empty.
+   */
+  /** True while `clone` runs (distinguishes a queued clone from a running one). */
+  cloneInProgress = false;
+
+  /** Returns a Cloning repository whose job never ran to Empty. */
+  reset(): void {
+    if (this.state === 'cloning' && !this.cloneInProgress) this.setState('empty');
+  }
+
+  async clone(signal: AbortSignal): Promise<void> {
+    if (this.state !== 'cloning') throw new Error(`clone of ${this.upstreamURL} started in state ${this.state}`);
+    this.cloneInProgress = true;
+    const scratch = path.join(this.settings.scratchRoot, `clone-${randomBytes(6).toString('hex')}`);
+    try {
+      await fs.mkdir(scratch, { recursive: true });
+      const target = path.join(scratch, 'repo.git');
+      if (this.populate) {
+        await this.populate(this, target, signal);
+      } else {
+        await this.git(['clone', '--mirror', '-c', 'http.postBuffer=524288000', '--', this.upstreamURL, target], { timeoutMs: this.settings.cloneTimeoutMs, signal });
+      }
+      await this.configure(target);
+      await fs.mkdir(path.dirname(this.mirrorDir), { recursive: true });
+      await fs.rename(target, this.mirrorDir);
+      this.lastFetch = Date.now();
+      // Just cloned: the refs are as fresh as a ref check could make them.
+      this.refCheckAt = Date.now();
+      this.refCheckStale = false;
+      this.setState('ready');
+      this.settings.logger.info({ upstream: this.upstreamURL }, 'mirror ready');
+    } finally {
+      await fs.rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+      this.cloneInProgress = false;
+      if ((this.state as RepoState) !== 'ready') this.setState('empty');
+    }
+  }
+
+  /**
+   * Fetches from upstream. Coalescing (default): joins a running fetch instead of starting
+   * another. `verified`: waits for a running fetch, then fetches again so the result reflects
+   * upstream as of now.
+   */
+  async fetch(opts: { signal?: AbortSignal | undefined; verified?: boolean; lenient?: boolean } = {}): Promise<void> {
+    if (this.fetching) {
+      const running = this.fetching;
+      if (!opts.verified) return running;
+      await running.catch(() => undefined);
+      if (this.fetching && this.fetching !== running) return this.fetching;
+    }
+    const speed = opts.lenient ? [] : ['-c', 'http.lowSpeedLimit=1000', '-c', 'http.lowSpeedTime=60'];
+    const run = this.git(['-C', this.mirrorDir, '-c', 'http.postBuffer=524288000', ...speed, 'fetch', '--prune', '--prune-tags', '--quiet', 'origin'], {
+      timeoutMs: opts.lenient ? this.settings.cloneTimeoutMs : this.settings.fetchTimeoutMs,
+      signal: opts.signal,
+    }).then(() => {
+      this.lastFetch = Date.now();
+      this.refCheckAt = Date.now();
+      this.refCheckStale = false;
+    });
+    this.fetching = run;
+    try {
+      await run;
+    } finally {
+      if (this.fetching === run) this.fetching = undefined;
+    }
+  }
+
+  /**
+   * True when upstream's branches differ from the mirror's. Rate-limited to one check per
+   * ref-check-interval (the timestamp is taken before the check so concurrent requests do not
+   * stampede); a failed ls-remote counts as fresh.
+   */
+  async refsStale(): Promise<boolean> {
+    const now = Date.now();
+    if (now - this.refCheckAt < this.settings.refCheckIntervalMs) return this.refCheckStale;
+    this.refCheckAt = now;
+    try {
+      const [remote, local] = await Promise.all([
+        this.git(['ls-remote', '--heads', '--', this.upstreamURL], { timeoutMs: this.settings.lsRemoteTimeoutMs }),
+        this.git(['-C', this.mirrorDir, 'for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads/'], { timeoutMs: 30_000 }),
+      ]);
+      const localRefs = new Map(local.split('\n').filter(Boolean).map((line) => [line.split(' ')[1], line.split(' ')[0]]));
+      const stale = remote
+        .split('\n')
+        .filter(Boolean)
+        .some((line) => {
+          const [sha, ref] = line.split('\t');
+          return ref?.startsWith('refs/heads/') && !ref.endsWith('^{}') && localRefs.get(ref) !== sha;
+        });
+      this.refCheckStale = stale;
+      if (stale) this.refCheckAt = 0;
+      return stale;
+    } catch (err) {
+      this.settings.logger.warn({ err, upstream: this.upstreamURL }, 'ref check failed; treating refs as fresh');
+      this.refCheckStale = false;
+      this.refCheckAt = 0;
+      return false;
+    }
+  }
+
+  /** Forces the next `refsStale` to run a real check. */
+  invalidateRefCheck(): void {
+    this.refCheckAt = 0;
+  }
+
+  /** HEAD commit of the mirror. */
+  async head(): Promise<string> {
+    return (await this.git(['-C', this.mirrorDir, 'rev-parse', 'HEAD'], { timeoutMs: 30_000 })).trim();
+  }
+}

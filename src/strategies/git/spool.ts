@@ -1,0 +1,150 @@
+import { EventEmitter, once } from 'node:events';
+import { promises as fs } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { relayableHeaders } from './upstream.js';
+
+/** The spool could not produce a response head; the caller should go upstream itself. */
+export class SpoolUnavailableError extends Error {}
+
+const READ_CHUNK = 1 << 20;
+
+/**
+ * One upstream response recorded to a file while it streams, so identical requests made during a
+ * clone share a single upstream transfer. The upstream request belongs to the spool, not to the
+ * first client: a client that disconnects does not truncate the others.
+ */
+export class Spool {
+  private status: number | undefined;
+  private headers: Record<string, string | string[]> | undefined;
+  private size = 0;
+  private done = false;
+  private failure: Error | undefined;
+  private readers = 0;
+  private readonly events = new EventEmitter();
+
+  private constructor(readonly file: string) {
+    this.events.setMaxListeners(0);
+  }
+
+  /** Starts recording the response `fetch` yields into `file`. */
+  static start(file: string, fetch: () => Promise<IncomingMessage>): Spool {
+    const spool = new Spool(file);
+    void spool.record(fetch);
+    return spool;
+  }
+
+  private async record(fetch: () => Promise<IncomingMessage>): Promise<void> {
+    let handle: fs.FileHandle | undefined;
+    try {
+      await fs.mkdir(path.dirname(this.file), { recursive: true });
+      handle = await fs.open(this.file, 'w');
+      const upstream = await fetch();
+      const status = upstream.statusCode ?? 502;
+      if (status < 200 || status > 299) {
+        upstream.resume();
+        throw new SpoolUnavailableError(`upstream answered ${status}`);
+      }
+      this.status = status;
+      this.headers = relayableHeaders(upstream.headers);
+      delete this.headers['content-length'];
+      this.events.emit('progress');
+      for await (const chunk of upstream) {
+        await handle.write(chunk as Buffer);
+        this.size += (chunk as Buffer).length;
+        this.events.emit('progress');
+      }
+      this.done = true;
+    } catch (err) {
+      this.failure = err instanceof Error ? err : new Error(String(err));
+    } finally {
+      await handle?.close().catch(() => undefined);
+      this.events.emit('progress');
+    }
+  }
+
+  /** True when the recording failed (callers forward upstream instead). */
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** Number of clients streaming from this spool now. */
+  get activeReaders(): number {
+    return this.readers;
+  }
+
+  /**
+   * Streams the recorded response to `res`, following the recording as it grows. Throws
+   * SpoolUnavailableError when the recording failed before a response head existed; a failure
+   * after the head destroys the client connection (a half-sent response cannot be repaired).
+   */
+  async serve(res: ServerResponse): Promise<void> {
+    this.readers++;
+    let handle: fs.FileHandle | undefined;
+    try {
+      while (this.status === undefined && !this.failure) await once(this.events, 'progress');
+      if (this.status === undefined) throw new SpoolUnavailableError(this.failure?.message ?? 'spool failed');
+      res.writeHead(this.status, this.headers);
+      handle = await fs.open(this.file, 'r');
+      const buffer = Buffer.allocUnsafe(READ_CHUNK);
+      let position = 0;
+      for (;;) {
+        if (res.destroyed) return;
+        if (position < this.size) {
+          const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_CHUNK, this.size - position), position);
+          position += bytesRead;
+          if (!res.write(Buffer.from(buffer.subarray(0, bytesRead)))) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+          continue;
+        }
+        if (this.done) break;
+        if (this.failure) {
+          res.destroy(this.failure);
+          return;
+        }
+        await once(this.events, 'progress');
+      }
+      res.end();
+    } finally {
+      this.readers--;
+      this.events.emit('reader-done');
+      await handle?.close().catch(() => undefined);
+    }
+  }
+
+  /** Waits until no client is reading, then removes the file. */
+  async dispose(): Promise<void> {
+    while (this.readers > 0) await once(this.events, 'reader-done');
+    await fs.rm(this.file, { force: true });
+  }
+}
+
+/** The spools of one repository while it is being cloned. */
+export class SpoolSet {
+  private readonly spools = new Map<string, Spool>();
+  private closed = false;
+
+  constructor(
+    private readonly dir: string,
+    private readonly maxSpools = 64,
+  ) {}
+
+  /** The spool for `key`, started with `fetch` when new; undefined when spooling is closed or full. */
+  acquire(key: string, fetch: () => Promise<IncomingMessage>): Spool | undefined {
+    if (this.closed) return undefined;
+    const existing = this.spools.get(key);
+    if (existing && !existing.failed) return existing;
+    if (this.spools.size >= this.maxSpools && !existing) return undefined;
+    const spool = Spool.start(path.join(this.dir, `${key}.spool`), fetch);
+    this.spools.set(key, spool);
+    return spool;
+  }
+
+  /** Refuses new lookups, waits for readers and deletes every spool file. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.spools.values()];
+    this.spools.clear();
+    await Promise.all(all.map((s) => s.dispose()));
+    await fs.rm(this.dir, { recursive: true, force: true });
+  }
+}

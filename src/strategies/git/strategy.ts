@@ -1,0 +1,323 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { duration } from '../../config/duration.js';
+import { Scheduler } from '../../jobs/scheduler.js';
+import { sendText } from '../../server/router.js';
+import type { Strategy, StrategyContext } from '../../server/strategy.js';
+import type { StrategyProvider } from '../registry.js';
+import { runHttpBackend } from './cgi.js';
+import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
+import { Repository, type RepoSettings } from './repository.js';
+import { SpoolSet, SpoolUnavailableError } from './spool.js';
+import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstream.js';
+
+const gitSchema = z.strictObject({
+  'snapshot-interval': duration().default(0).describe('Period of snapshot generation (0 = off; on-demand serving still works).'),
+  'snapshot-max-age': duration().default(24 * 3_600_000).describe('Regenerate an unchanged snapshot after this age.'),
+  'mirror-snapshot-interval': duration().default(2 * 3_600_000).describe('Period of mirror snapshots.'),
+  'repack-interval': duration().default(0).describe('Period of geometric repacks (0 = off).'),
+  'zstd-threads': z.number().int().min(0).default(4).describe('zstd threads for snapshots (0 = all cores).'),
+  'bundle-cache-ttl': duration().default(2 * 3_600_000).describe('How long delta bundles stay cached.'),
+  'allowed-hosts': z.array(z.string()).default([]).describe('Upstream hosts hoard may contact (empty = any).'),
+  'plain-http-hosts': z.array(z.string()).default([]).describe('Hosts (with port) reached over http:// instead of https://.'),
+});
+
+type GitConfig = z.output<typeof gitSchema>;
+
+/** Largest upload-pack request body held in memory (it must be replayable for the not-our-ref fallback). */
+const MAX_REQUEST_BODY = 64 << 20;
+/** Mirror responses are held back up to this size so a `not our ref` failure can still go upstream. */
+const HOLD_BACK_BYTES = 1 << 20;
+const SERVE_TIMEOUT_MS = 60 * 60_000;
+
+class BodyTooLargeError extends Error {}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new BodyTooLargeError(`request body larger than ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function decodedPrefix(req: IncomingMessage, body: Buffer): string {
+  try {
+    const plain = String(req.headers['content-encoding'] ?? '').includes('gzip') ? gunzipSync(body.subarray(0, 1 << 20)) : body;
+    return plain.subarray(0, 4096).toString('latin1');
+  } catch {
+    return '';
+  }
+}
+
+/** The git caching strategy: smart-HTTP served from local mirrors (reference git §2-3, §6). */
+class GitStrategy implements Strategy {
+  readonly name = 'git';
+  private readonly repos = new Map<string, Repository>();
+  private readonly spools = new Map<string, SpoolSet>();
+  private readonly scheduler: Scheduler;
+  private readonly settings: RepoSettings;
+  private readonly spoolRoot: string;
+  private warm = false;
+
+  constructor(
+    private readonly config: GitConfig,
+    private readonly logger: Logger,
+    mirrorRoot: string,
+    stateDir: string,
+    clone: Record<string, unknown>,
+    schedulerBlock: Record<string, unknown>,
+  ) {
+    const num = (v: unknown, d: number) => (typeof v === 'number' ? v : d);
+    this.spoolRoot = path.join(stateDir, 'git-spool');
+    this.settings = {
+      mirrorRoot,
+      scratchRoot: path.join(mirrorRoot, '.scratch'),
+      gitEnv: {
+        ...process.env,
+        GIT_CONFIG_NOSYSTEM: '1',
+        // Server-side git must not follow a user's insteadOf rules back into hoard itself.
+        GIT_CONFIG_GLOBAL: path.join(stateDir, 'git', 'gitconfig'),
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_ASKPASS: 'true',
+        GIT_ALLOW_PROTOCOL: 'http:https',
+      },
+      cloneTimeoutMs: num(clone['clone-timeout'], 3_600_000),
+      fetchTimeoutMs: num(clone['fetch-timeout'], 300_000),
+      lsRemoteTimeoutMs: num(clone['ls-remote-timeout'], 60_000),
+      refCheckIntervalMs: num(clone['ref-check-interval'], 10_000),
+      packThreads: num(clone['pack-threads'], 0),
+      logger,
+    };
+    this.scheduler = new Scheduler({ concurrency: num(schedulerBlock['concurrency'], 4), maxCloneConcurrency: num(schedulerBlock['max-clone-concurrency'], 0), logger });
+  }
+
+  ready(): boolean {
+    return this.warm;
+  }
+
+  /** Prepares directories and discovers mirrors left by a previous run. */
+  async start(): Promise<void> {
+    await fs.mkdir(path.dirname(this.settings.gitEnv['GIT_CONFIG_GLOBAL'] as string), { recursive: true });
+    await fs.writeFile(this.settings.gitEnv['GIT_CONFIG_GLOBAL'] as string, '# hoard-controlled git config for server-side git\n');
+    await fs.rm(this.settings.scratchRoot, { recursive: true, force: true });
+    await fs.rm(this.spoolRoot, { recursive: true, force: true });
+    await fs.mkdir(this.settings.mirrorRoot, { recursive: true });
+    const found = await this.discover(this.settings.mirrorRoot, []);
+    this.logger.info({ mirrors: found.length }, 'discovered mirrors');
+    for (const repo of found) {
+      void this.scheduler
+        .submit(`${repo.upstreamURL}/fetch`, 'startup-fetch', async (signal) => {
+          await repo.configure();
+          await repo.fetch({ signal, lenient: true });
+        })
+        .catch(() => undefined);
+    }
+    this.warm = true;
+  }
+
+  private async discover(dir: string, rel: string[]): Promise<Repository[]> {
+    const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+    if (rel.length >= 2 && entries.some((e) => e.name === 'HEAD' && e.isFile())) {
+      const [host, ...repoParts] = rel;
+      const repoPath = repoParts.join('/').replace(/\.git$/, '');
+      const repo = new Repository(this.upstreamURL(host as string, repoPath), dir, this.settings, 'ready');
+      this.repos.set(repo.upstreamURL, repo);
+      return [repo];
+    }
+    const out: Repository[] = [];
+    for (const entry of entries) {
+      // Dot-directories are scratch space (clones in progress, spools); never mirrors.
+      if (!entry.isDirectory() || entry.name.startsWith('.') || rel.length > 10) continue;
+      out.push(...(await this.discover(path.join(dir, entry.name), [...rel, entry.name])));
+    }
+    return out;
+  }
+
+  private upstreamURL(host: string, repoPath: string): string {
+    const scheme = this.config['plain-http-hosts'].includes(host) ? 'http' : 'https';
+    return `${scheme}://${host}/${repoPath}`;
+  }
+
+  private repository(parsed: GitRequestPath): Repository {
+    const url = this.upstreamURL(parsed.host, parsed.repoPath);
+    let repo = this.repos.get(url);
+    if (!repo) {
+      const dir = path.join(this.settings.mirrorRoot, parsed.host, `${parsed.repoPath}.git`);
+      repo = new Repository(url, dir, this.settings, 'empty');
+      this.repos.set(url, repo);
+    }
+    return repo;
+  }
+
+  /** Entry point for every `/git/*` request. */
+  async handle(req: IncomingMessage, res: ServerResponse, afterGit: string, query: URLSearchParams): Promise<void> {
+    let parsed: GitRequestPath;
+    try {
+      parsed = parseGitPath(afterGit);
+    } catch (err) {
+      if (err instanceof InvalidGitPathError) return sendText(res, 400, `bad git path: ${err.message}`);
+      throw err;
+    }
+    const allowed = this.config['allowed-hosts'];
+    if (allowed.length > 0 && !allowed.includes(parsed.host)) {
+      return sendText(res, 403, `host not allowed: ${parsed.host} (allowed-hosts: ${allowed.join(', ')})`);
+    }
+    const queryText = query.toString();
+    const forwardUrl = new URL(`${this.config['plain-http-hosts'].includes(parsed.host) ? 'http' : 'https'}://${parsed.host}/${parsed.rawPath}${queryText ? `?${queryText}` : ''}`);
+    const op = parsed.operation;
+
+    if (op === 'snapshot.tar.zst' || op === 'snapshot.bundle' || op === 'lfs-snapshot.tar.zst' || op === 'ensure-refs') {
+      return sendText(res, 404, 'snapshots are not available on this server yet');
+    }
+    const service = query.get('service');
+    if (op === 'git-receive-pack' || service === 'git-receive-pack') return forwardToUpstream(req, res, forwardUrl);
+    const isInfoRefs = op === 'info/refs' && req.method === 'GET' && service === 'git-upload-pack';
+    const isUploadPack = op === 'git-upload-pack' && req.method === 'POST';
+    if (!isInfoRefs && !isUploadPack) return forwardToUpstream(req, res, forwardUrl);
+
+    const repo = this.repository(parsed);
+    let body: Buffer | undefined;
+    if (isUploadPack) {
+      try {
+        body = await readBody(req, MAX_REQUEST_BODY);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) return sendText(res, 413, err.message);
+        throw err;
+      }
+    }
+
+    if (repo.state === 'ready') return this.serveFromMirror(req, res, repo, parsed, forwardUrl, body);
+    this.startClone(repo);
+    if (isInfoRefs || !body) return forwardToUpstream(req, res, forwardUrl, body);
+    return this.serveFromSpool(req, res, repo, forwardUrl, body);
+  }
+
+  /** Starts the background clone unless someone else already did. */
+  private startClone(repo: Repository): void {
+    if (!repo.tryStartCloning()) return;
+    this.spools.set(repo.upstreamURL, new SpoolSet(path.join(this.spoolRoot, createHash('sha256').update(repo.upstreamURL).digest('hex').slice(0, 24))));
+    this.scheduler
+      .submit(repo.upstreamURL, 'clone', (signal) => repo.clone(signal), { clone: true })
+      .catch((err: Error) => this.logger.warn({ err, upstream: repo.upstreamURL }, 'clone failed'))
+      .finally(() => {
+        // A clone job that could not even run (scheduler stopping) must not leave the repository Cloning.
+        if (repo.state === 'cloning' && !repo.cloneInProgress) repo.reset();
+        const set = this.spools.get(repo.upstreamURL);
+        this.spools.delete(repo.upstreamURL);
+        void set?.close();
+      });
+  }
+
+  private async serveFromSpool(req: IncomingMessage, res: ServerResponse, repo: Repository, url: URL, body: Buffer): Promise<void> {
+    const set = this.spools.get(repo.upstreamURL);
+    const key = `upload-pack-${createHash('sha256').update(body).digest('hex').slice(0, 16)}`;
+    const headers = forwardableHeaders(req.headers);
+    headers['host'] = url.host;
+    headers['content-length'] = String(body.length);
+    // The spool's upstream request belongs to the spool, so its headers must not carry one caller's credentials to others.
+    delete headers['authorization'];
+    delete headers['cookie'];
+    const spool = req.headers.authorization ? undefined : set?.acquire(key, () => requestUpstream({ url, method: 'POST', headers, body, timeoutMs: this.settings.cloneTimeoutMs }));
+    if (!spool) return forwardToUpstream(req, res, url, body);
+    try {
+      await spool.serve(res);
+    } catch (err) {
+      if (err instanceof SpoolUnavailableError && !res.headersSent) return forwardToUpstream(req, res, url, body);
+      res.destroy();
+    }
+  }
+
+  private async serveFromMirror(req: IncomingMessage, res: ServerResponse, repo: Repository, parsed: GitRequestPath, forwardUrl: URL, body: Buffer | undefined): Promise<void> {
+    const isLsRefs = body !== undefined && String(req.headers['git-protocol'] ?? '').includes('version=2') && decodedPrefix(req, body).includes('command=ls-refs');
+    const isAdvertisement = body === undefined || isLsRefs;
+    if (isAdvertisement && (await repo.refsStale())) {
+      // Answer this ref listing from upstream so the client sees fresh refs now; catch up in the background.
+      this.queueFetch(repo);
+      return forwardToUpstream(req, res, forwardUrl, body);
+    }
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.once('close', onClose);
+    try {
+      const cgi = await runHttpBackend({
+        projectRoot: this.settings.mirrorRoot,
+        pathInfo: `/${parsed.host}/${parsed.repoPath}.git/${parsed.operation}`,
+        method: req.method ?? 'GET',
+        query: req.url?.includes('?') ? (req.url.split('?')[1] ?? '') : '',
+        headers: req.headers,
+        body,
+        env: this.settings.gitEnv,
+        timeoutMs: SERVE_TIMEOUT_MS,
+        signal: abort.signal,
+        remoteAddress: req.socket.remoteAddress,
+      });
+      const held: Buffer[] = [];
+      let heldBytes = 0;
+      let flushed = false;
+      const flush = () => {
+        flushed = true;
+        res.writeHead(cgi.status, cgi.headers);
+        for (const chunk of held) res.write(chunk);
+        held.length = 0;
+      };
+      for await (const chunk of cgi.body) {
+        if (!flushed) {
+          held.push(chunk as Buffer);
+          heldBytes += (chunk as Buffer).length;
+          if (heldBytes > HOLD_BACK_BYTES) flush();
+        } else if (!res.write(chunk)) {
+          await Promise.race([new Promise((r) => res.once('drain', r)), new Promise((r) => res.once('close', r))]);
+          if (res.destroyed) break;
+        }
+      }
+      const exit = await cgi.child.done.then(
+        () => undefined,
+        (err: Error) => err,
+      );
+      if (!flushed && cgi.child.stderr().includes('not our ref')) {
+        this.logger.info({ upstream: repo.upstreamURL }, 'mirror lacks a wanted object; answering from upstream');
+        this.queueFetch(repo);
+        return forwardToUpstream(req, res, forwardUrl, body);
+      }
+      if (!flushed) flush();
+      if (exit && abort.signal.aborted) return;
+      if (exit) this.logger.warn({ err: exit, upstream: repo.upstreamURL }, 'upload-pack failed');
+      res.end();
+    } finally {
+      res.off('close', onClose);
+    }
+  }
+
+  private queueFetch(repo: Repository): void {
+    this.scheduler.submit(`${repo.upstreamURL}/fetch`, 'fetch', (signal) => repo.fetch({ signal })).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.scheduler.drain();
+    await Promise.all([...this.spools.values()].map((s) => s.close()));
+  }
+}
+
+/** `strategy git {}`. */
+export const gitStrategyProvider: StrategyProvider = {
+  spec: { kind: 'strategy', name: 'git', description: 'Git smart-HTTP caching proxy served from local bare mirrors.', schema: gitSchema },
+  async create(ctx: StrategyContext<GitConfig>) {
+    const clone = (ctx.global.blocks['git-clone'] ?? {}) as Record<string, unknown>;
+    const mirrorRoot = path.resolve(ctx.global.state, typeof clone['mirror-root'] === 'string' ? clone['mirror-root'] : 'git-mirrors');
+    const strategy = new GitStrategy(ctx.config, ctx.logger, mirrorRoot, ctx.global.state, clone, (ctx.global.blocks['scheduler'] ?? {}) as Record<string, unknown>);
+    await strategy.start();
+    // Parse the raw URL ourselves: the router decodes escapes, and the path must be validated as sent.
+    ctx.routes.on(['GET', 'POST'], '/git/*', (req, res, _params, query) => strategy.handle(req, res, (req.url ?? '').split('?')[0]?.slice('/git/'.length) ?? '', query));
+    return strategy;
+  },
+};

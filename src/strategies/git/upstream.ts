@@ -1,0 +1,83 @@
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
+
+/** Copies request headers for the upstream: hop-by-hop removed, caller credentials kept. */
+export function forwardableHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const connectionListed = new Set(String(headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || connectionListed.has(name) || name.startsWith('x-forwarded-')) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Response headers safe to relay to the client. */
+export function relayableHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * Sends one request upstream with a streamed (or buffered) body and resolves with the response
+ * head; the caller consumes the body. Transport errors reject.
+ */
+export function requestUpstream(opts: {
+  url: URL;
+  method: string;
+  headers: Record<string, string | string[]>;
+  body?: Readable | Buffer | undefined;
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number;
+}): Promise<IncomingMessage> {
+  const lib = opts.url.protocol === 'https:' ? https : http;
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = lib.request(opts.url, { method: opts.method, headers: opts.headers, ...(opts.signal ? { signal: opts.signal } : {}) }, resolve);
+    req.setTimeout(opts.timeoutMs ?? 120_000, () => req.destroy(new Error(`upstream ${opts.url.host} did not answer within ${opts.timeoutMs ?? 120_000} ms`)));
+    req.once('error', reject);
+    if (Buffer.isBuffer(opts.body)) req.end(opts.body);
+    else if (opts.body) opts.body.pipe(req);
+    else req.end();
+  });
+}
+
+/**
+ * Reverse-proxies the client's request to `url`, streaming both ways. The caller's own
+ * Authorization passes through (it is theirs); hoard never adds its own credentials here.
+ * Upstream failures answer 502 when nothing was sent yet.
+ */
+export async function forwardToUpstream(req: IncomingMessage, res: ServerResponse, url: URL, body?: Buffer): Promise<void> {
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort();
+  };
+  res.once('close', onClose);
+  const headers = forwardableHeaders(req.headers);
+  headers['host'] = url.host;
+  if (body) {
+    headers['content-length'] = String(body.length);
+    delete headers['transfer-encoding'];
+  }
+  try {
+    const upstream = await requestUpstream({ url, method: req.method ?? 'GET', headers, body: body ?? (req.method === 'GET' || req.method === 'HEAD' ? undefined : req), signal: abort.signal, timeoutMs: 10 * 60_000 });
+    res.writeHead(upstream.statusCode ?? 502, relayableHeaders(upstream.headers));
+    await pipeline(upstream, res);
+  } catch (err) {
+    if (!res.headersSent) {
+      const message = `bad gateway: upstream ${url.host} failed: ${(err as Error).message}\n`;
+      res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(message) }).end(message);
+    } else {
+      res.destroy();
+    }
+  } finally {
+    res.off('close', onClose);
+  }
+}
