@@ -1,6 +1,10 @@
 import type { ProviderSpec } from '../config/provider.js';
 import type { Strategy, StrategyContext } from '../server/strategy.js';
 import { gitStrategyProvider } from './git/strategy.js';
+import { githubReleasesStrategyProvider } from './github-releases/strategy.js';
+import { gomodStrategyProvider } from './gomod/strategy.js';
+import { hermitStrategyProvider } from './hermit/strategy.js';
+import { hostStrategyProvider } from './host/strategy.js';
 
 /** A configurable strategy: its HCL block spec and the factory the server calls at start-up. */
 export interface StrategyProvider {
@@ -14,4 +18,8 @@ export interface StrategyProvider {
  */
 export const strategyProviders: StrategyProvider[] = [
   gitStrategyProvider,
+  gomodStrategyProvider,
+  githubReleasesStrategyProvider,
+  hermitStrategyProvider,
+  hostStrategyProvider,
 ];

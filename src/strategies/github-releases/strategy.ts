@@ -1,0 +1,64 @@
+import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
+import type { StrategyContext } from '../../server/strategy.js';
+import type { StrategyProvider } from '../registry.js';
+import { HttpError, fetchFollowingRedirects, serveCached } from '../shared/caching-handler.js';
+
+const schema = z.strictObject({
+  token: z.string().optional().describe('GitHub token used for private release assets.'),
+  'private-orgs': z.array(z.string()).describe('Organisations whose releases are private (required; may be []).'),
+  'api-url': z.string().default('https://api.github.com').describe('GitHub API base URL (hoard addition, for GitHub Enterprise and tests).'),
+  'download-url': z.string().default('https://github.com').describe('Base URL of public release downloads (hoard addition).'),
+});
+
+const SEGMENT = /^[A-Za-z0-9_.-]+$/;
+
+/** `strategy github-releases {}`: caches `/github.com/{org}/{repo}/releases/download/{tag}/{asset}`. */
+export const githubReleasesStrategyProvider: StrategyProvider = {
+  spec: { kind: 'strategy', name: 'github-releases', description: 'Cache GitHub release assets (public and private).', schema },
+  create(ctx: StrategyContext<z.output<typeof schema>>) {
+    const cfg = ctx.config;
+    if (cfg['private-orgs'].length && !cfg.token) ctx.logger.warn('github-releases: private-orgs set but no token; private assets will fail');
+    const parse = (req: IncomingMessage) => {
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      const m = /^\/github\.com\/([^/]+)\/([^/]+)\/releases\/download\/(.+)$/.exec(path);
+      if (!m) throw new HttpError(404, 'not found');
+      const [, org = '', repo = '', rest = ''] = m;
+      const cut = rest.lastIndexOf('/');
+      if (!SEGMENT.test(org) || !SEGMENT.test(repo) || cut <= 0) throw new HttpError(400, 'expected /github.com/{org}/{repo}/releases/download/{tag}/{asset}');
+      return { org, repo, tag: decodeURIComponent(rest.slice(0, cut)), asset: decodeURIComponent(rest.slice(cut + 1)), rest };
+    };
+    const route = {
+      key: (req: IncomingMessage) => {
+        const p = parse(req);
+        return `https://github.com/${p.org}/${p.repo}/releases/download/${p.rest}`;
+      },
+      upstream: async (req: IncomingMessage) => {
+        const p = parse(req);
+        if (!cfg['private-orgs'].includes(p.org)) return { url: new URL(`${cfg['download-url']}/${p.org}/${p.repo}/releases/download/${p.rest}`) };
+        const auth: Record<string, string> = cfg.token ? { authorization: `Bearer ${cfg.token}` } : {};
+        const api = new URL(`${cfg['api-url']}/repos/${p.org}/${p.repo}/releases/tags/${encodeURIComponent(p.tag)}`);
+        const res = await fetchFollowingRedirects(api, { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'hoard', ...auth }, AbortSignal.timeout(60_000));
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const c of res) {
+          size += (c as Buffer).length;
+          if (size > 8 << 20) throw new HttpError(502, 'release metadata too large');
+          chunks.push(c as Buffer);
+        }
+        if (res.statusCode !== 200) throw new HttpError(res.statusCode ?? 502, `GitHub API answered ${res.statusCode} for release ${p.tag}`);
+        let release: { assets?: Array<{ name: string; url: string }> };
+        try {
+          release = JSON.parse(Buffer.concat(chunks).toString()) as typeof release;
+        } catch {
+          throw new HttpError(502, 'GitHub API returned invalid JSON');
+        }
+        const asset = release.assets?.find((a) => a.name === p.asset);
+        if (!asset) throw new HttpError(404, `asset ${p.asset} not found in release ${p.tag}`);
+        return { url: new URL(asset.url), headers: { accept: 'application/octet-stream', 'user-agent': 'hoard', ...auth } };
+      },
+    };
+    ctx.routes.on('GET', '/github.com/:org/:repo/releases/download/*', (req, res) => serveCached(route, ctx.cache, ctx.logger, req, res));
+    return { name: 'github-releases' };
+  },
+};

@@ -1,0 +1,49 @@
+import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
+import { duration } from '../../config/duration.js';
+import type { StrategyContext } from '../../server/strategy.js';
+import type { StrategyProvider } from '../registry.js';
+import { HttpError, serveCached } from '../shared/caching-handler.js';
+import { forwardToUpstream } from '../git/upstream.js';
+
+const schema = z.strictObject({
+  'github-base-url': z.string().default('${HOARD_URL}/github.com').describe('Where GitHub release downloads are fetched (default: this server\'s github-releases strategy).'),
+  'binary-ttl': duration().default(3_600_000).describe('TTL of hermit\'s self-update binaries (hermit-<os>-<arch>.gz).'),
+});
+
+const HOST = /^[A-Za-z0-9.-]+(:\d{1,5})?$/;
+
+/** `strategy hermit {}`: caches Hermit package downloads under `/hermit/{host}/{path}`. */
+export const hermitStrategyProvider: StrategyProvider = {
+  spec: { kind: 'strategy', name: 'hermit', description: 'Cache Hermit package downloads.', schema },
+  create(ctx: StrategyContext<z.output<typeof schema>>) {
+    const cfg = ctx.config;
+    const upstreamOf = (req: IncomingMessage) => {
+      const raw = req.url ?? '';
+      const m = /^\/hermit\/([^/]+)\/(.+)$/.exec(raw);
+      if (!m || !HOST.test(m[1] ?? '') || (m[2] ?? '').split('/').includes('..')) throw new HttpError(400, 'expected /hermit/{host}/{path}');
+      return new URL(`https://${m[1]}/${m[2]}`);
+    };
+    const direct = {
+      key: (req: IncomingMessage) => upstreamOf(req).toString(),
+      upstream: (req: IncomingMessage) => ({ url: upstreamOf(req) }),
+      ttlMs: (req: IncomingMessage) => (/\/hermit-[^/]+-[^/]+\.gz$/.test((req.url ?? '').split('?')[0] ?? '') ? cfg['binary-ttl'] : 0),
+    };
+    ctx.routes.on('GET', '/hermit/*', (req, res) => serveCached(direct, ctx.cache, ctx.logger, req, res));
+    if (cfg['github-base-url']) {
+      const base = cfg['github-base-url'].replace(/\/+$/, '');
+      const loopsBack = base === `${ctx.global.url}/github.com`;
+      const githubRoute = {
+        key: (req: IncomingMessage) => `https://github.com/${(req.url ?? '').slice('/hermit/github.com/'.length)}`,
+        upstream: (req: IncomingMessage) => ({ url: new URL(`${base}/${(req.url ?? '').slice('/hermit/github.com/'.length)}`) }),
+      };
+      ctx.routes.on('GET', '/hermit/github.com/:org/:repo/releases/download/*', (req, res) => {
+        const rest = (req.url ?? '').slice('/hermit/github.com/'.length);
+        // The default points at this server's own github-releases strategy, which caches it already.
+        if (loopsBack) return forwardToUpstream(req, res, new URL(`${base}/${rest}`));
+        return serveCached(githubRoute, ctx.cache, ctx.logger, req, res);
+      });
+    }
+    return { name: 'hermit' };
+  },
+};

@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import type { StrategyContext } from '../../server/strategy.js';
+import type { StrategyProvider } from '../registry.js';
+import { serveCached } from '../shared/caching-handler.js';
+
+const hostSchema = z.strictObject({
+  headers: z.record(z.string(), z.string()).default({}).describe('Static headers sent on every upstream request (e.g. Authorization for a registry).'),
+});
+
+/** `strategy host "<target URL>" {}`: caches any GET under `/<target host>/...`. */
+export const hostStrategyProvider: StrategyProvider = {
+  spec: { kind: 'strategy', name: 'host', description: 'Cache every GET to one upstream host under /<host>/...', schema: hostSchema, label: 'required' },
+  create(ctx: StrategyContext<z.output<typeof hostSchema>>) {
+    let target: URL;
+    try {
+      target = new URL(ctx.label ?? '');
+    } catch {
+      throw new Error(`strategy host: invalid target URL ${JSON.stringify(ctx.label)}`);
+    }
+    if (target.protocol !== 'https:' && target.protocol !== 'http:') throw new Error(`strategy host: target must be http(s), got ${target.protocol}`);
+    const basePath = target.pathname.replace(/\/+$/, '');
+    const prefix = `/${target.host}${basePath}`;
+    const upstreamOf = (url: string) => {
+      const rest = url.slice(prefix.length) || '/';
+      return new URL(`${target.protocol}//${target.host}${basePath}${rest}`);
+    };
+    const route = {
+      key: (req: { url?: string }) => upstreamOf(req.url ?? '').toString(),
+      upstream: (req: { url?: string }) => ({ url: upstreamOf(req.url ?? ''), headers: ctx.config.headers }),
+    };
+    ctx.routes.on('GET', `${prefix}/*`, (req, res) => serveCached(route, ctx.cache, ctx.logger, req, res));
+    return { name: 'host' };
+  },
+};

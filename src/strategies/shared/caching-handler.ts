@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type { Cache, CacheWriter } from '../../cache/cache.js';
+import type { CacheKey } from '../../cache/key.js';
+import { sendText } from '../../server/router.js';
+import { sendCacheObject } from '../../server/send-cache-object.js';
+import { relayableHeaders, requestUpstream } from '../git/upstream.js';
+
+/** An error that carries the HTTP status to answer with. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What an upstream fetch needs. */
+export interface UpstreamRequest {
+  url: URL;
+  headers?: Record<string, string>;
+}
+
+/** How one strategy uses the generic handler. */
+export interface CachingRoute {
+  /** The string identifying the object (usually the upstream URL). */
+  key(req: IncomingMessage): string;
+  /** Builds the upstream request; throw HttpError for a precise status. */
+  upstream(req: IncomingMessage): Promise<UpstreamRequest> | UpstreamRequest;
+  /** TTL in ms for this object (0 = backend maximum). */
+  ttlMs?(req: IncomingMessage): number;
+}
+
+/** Client headers worth forwarding to a third-party upstream. Credentials and cookies are not. */
+const FORWARDED = ['accept', 'accept-encoding', 'accept-language', 'user-agent'];
+/** Upstream response headers never stored or replayed from cache. */
+const NOT_STORED = ['set-cookie', 'etag', 'age', 'date', 'expires', 'vary', 'content-length', 'accept-ranges', 'alt-svc', 'strict-transport-security'];
+const MAX_REDIRECTS = 5;
+
+/** Cache key: the identifying string plus the Accept-Encoding variant (#310). */
+export function variantKey(id: string, req: IncomingMessage): CacheKey {
+  // Normalised so "identity", no header and duplicated tokens all name the same variant.
+  const tokens = [...new Set(String(req.headers['accept-encoding'] ?? '').split(',').map((t) => t.trim().toLowerCase()))].filter((t) => t && t !== 'identity').sort();
+  const text = tokens.length ? `${id}\nAccept-Encoding=${tokens.join(',')}` : id;
+  return createHash('sha256').update(text).digest('hex') as CacheKey;
+}
+
+/**
+ * Fetches with redirects followed by hand, so an `Authorization` meant for one host is never
+ * sent to the host it redirects to (GitHub release assets redirect to signed storage URLs).
+ */
+export async function fetchFollowingRedirects(url: URL, headers: Record<string, string>, signal: AbortSignal, method = 'GET'): Promise<IncomingMessage> {
+  let current = url;
+  let sendHeaders = { ...headers };
+  for (let hop = 0; ; hop++) {
+    const res = await requestUpstream({ url: current, method, headers: { ...sendHeaders, host: current.host }, signal, timeoutMs: 120_000 });
+    const location = res.headers.location;
+    if (!location || ![301, 302, 303, 307, 308].includes(res.statusCode ?? 0)) return res;
+    res.resume();
+    if (hop >= MAX_REDIRECTS) throw new HttpError(502, `too many redirects from ${url.host}`);
+    const next = new URL(location, current);
+    if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new HttpError(502, `refusing redirect to ${next.protocol}`);
+    if (next.host !== current.host) {
+      sendHeaders = Object.fromEntries(Object.entries(sendHeaders).filter(([k]) => k.toLowerCase() !== 'authorization' && k.toLowerCase() !== 'cookie'));
+    }
+    current = next;
+  }
+}
+
+/**
+ * Serves GET/HEAD from the cache; on a miss fetches upstream and streams the body to the client
+ * while filling the cache, committing only when the whole upstream body arrived. Non-200
+ * upstream answers are relayed and never cached.
+ */
+export async function serveCached(route: CachingRoute, cache: Cache, logger: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let key: CacheKey;
+  let upstream: UpstreamRequest;
+  try {
+    key = variantKey(route.key(req), req);
+    if (await sendCacheObject(cache, key, req, res)) return;
+    upstream = await route.upstream(req);
+  } catch (err) {
+    if (err instanceof HttpError) return sendText(res, err.status, err.message);
+    logger.error({ err }, 'cache read failed');
+    return sendText(res, 500, `cache error: ${(err as Error).message}`);
+  }
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort();
+  };
+  res.once('close', onClose);
+  const headers: Record<string, string> = {};
+  for (const name of FORWARDED) {
+    const value = req.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  Object.assign(headers, upstream.headers);
+  let response: IncomingMessage;
+  try {
+    response = await fetchFollowingRedirects(upstream.url, headers, abort.signal);
+  } catch (err) {
+    res.off('close', onClose);
+    if (err instanceof HttpError) return sendText(res, err.status, err.message);
+    return sendText(res, 502, `failed to fetch: ${(err as Error).message}`);
+  }
+  const status = response.statusCode ?? 502;
+  const relayed = relayableHeaders(response.headers);
+  if (status !== 200) {
+    const keep: Record<string, string | string[]> = {};
+    for (const name of ['content-type', 'content-length', 'location', 'retry-after']) if (relayed[name]) keep[name] = relayed[name] as string;
+    res.writeHead(status, keep);
+    await pipeline(response, res).catch(() => res.destroy());
+    res.off('close', onClose);
+    return;
+  }
+  const stored: Record<string, string> = {};
+  for (const [name, value] of Object.entries(relayed)) if (!NOT_STORED.includes(name)) stored[name] = Array.isArray(value) ? value.join(', ') : value;
+  let writer: CacheWriter | undefined = cache.create(key, stored, { ttlMs: route.ttlMs?.(req) ?? 0, signal: abort.signal });
+  writer.on('error', (err) => logger.warn({ err }, 'cache fill failed; serving without caching'));
+  const tee = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (!writer || writer.destroyed) return cb(null, chunk);
+      if (writer.write(chunk)) cb(null, chunk);
+      else writer.once('drain', () => cb(null, chunk));
+    },
+    flush(cb) {
+      const w = writer;
+      writer = undefined;
+      if (!w || w.destroyed) return cb();
+      w.end(() => cb());
+    },
+  });
+  tee.once('close', () => {
+    if (writer && !writer.writableFinished) writer.destroy();
+  });
+  const outHeaders: Record<string, string | string[]> = { ...relayed };
+  delete outHeaders['set-cookie'];
+  res.writeHead(200, outHeaders);
+  try {
+    await pipeline(response, tee, req.method === 'HEAD' ? new Transform({ transform: (_c, _e, cb) => cb() }) : res);
+    if (req.method === 'HEAD') res.end();
+  } catch {
+    res.destroy();
+  } finally {
+    res.off('close', onClose);
+  }
+}
