@@ -37,11 +37,23 @@ interface IndexEntry {
   size: number;
   expiresAt: number;
   lastAccess: number;
+  /** Headers of this revision (the sidecar's), so reads need no sidecar I/O. */
+  headers: StoredHeaders;
+  /** When the sidecar's mtime was last refreshed (persisted access time, throttled). */
+  touchedAt: number;
 }
+
+/** Persist access times at most this often per object; the in-memory LRU is always exact. */
+const TOUCH_INTERVAL_MS = 60_000;
 
 const ROOT_DIR = '_';
 const TEMP_PREFIX = '.tmp-';
 const READ_CHUNK = 1 << 20;
+
+/** Large objects stream in 1 MiB reads; small ones must not allocate a 1 MiB buffer per request. */
+function chunkFor(bytes: number): number {
+  return Math.max(16 * 1024, Math.min(READ_CHUNK, bytes));
+}
 
 function nsDir(ns: string): string {
   return ns === '' ? ROOT_DIR : ns;
@@ -101,7 +113,7 @@ class DiskBackend implements Backend {
         if (bodyStat.size !== sidecar.size) throw new Error('size mismatch');
         const { mtimeMs } = await fs.stat(sidecarPath);
         referenced.add(`${key}.${sidecar.rev}`);
-        this.index.set(`${ns}/${key}`, { ns, key, rev: sidecar.rev, size: sidecar.size, expiresAt: sidecar.expiresAt, lastAccess: mtimeMs });
+        this.index.set(`${ns}/${key}`, { ns, key, rev: sidecar.rev, size: sidecar.size, expiresAt: sidecar.expiresAt, lastAccess: mtimeMs, headers: sidecar.headers, touchedAt: mtimeMs });
         this.total += sidecar.size;
       } catch {
         await fs.rm(sidecarPath, { force: true });
@@ -123,45 +135,36 @@ class DiskBackend implements Backend {
     return entry;
   }
 
-  private async readSidecar(ns: string, key: string): Promise<Sidecar> {
-    try {
-      return JSON.parse(await fs.readFile(path.join(this.dirOf(ns, key), `${key}.json`), 'utf8')) as Sidecar;
-    } catch {
-      throw notFound();
-    }
-  }
-
   async stat(ns: string, key: CacheKey, cond: Conditions): Promise<StatResult> {
-    this.lookup(ns, key);
-    const sidecar = await this.readSidecar(ns, key);
-    checkConditions(cond, sidecar.headers);
-    return { headers: headersForRead(sidecar.headers, sidecar.size), size: sidecar.size };
+    const entry = this.lookup(ns, key);
+    checkConditions(cond, entry.headers);
+    return { headers: headersForRead(entry.headers, entry.size), size: entry.size };
   }
 
   async open(ns: string, key: CacheKey, cond: ReadConditions): Promise<OpenResult> {
-    const entry = this.lookup(ns, key);
-    // A replacement may delete the revision between reading the sidecar and opening the body; retry.
+    // The index names the revision and its headers together; a replacement may delete that
+    // revision before we open it, in which case the index already names the new one: retry.
     for (let attempt = 0; ; attempt++) {
-      const sidecar = await this.readSidecar(ns, key);
+      const entry = this.lookup(ns, key);
       let handle: fs.FileHandle;
       try {
-        handle = await fs.open(path.join(this.dirOf(ns, key), `${key}.${sidecar.rev}`), 'r');
+        handle = await fs.open(path.join(this.dirOf(ns, key), `${key}.${entry.rev}`), 'r');
       } catch (err) {
         if (attempt < 3 && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         throw notFound();
       }
       try {
-        checkConditions(cond, sidecar.headers);
-        const range = resolveRange(cond, sidecar.headers['etag'], sidecar.size);
+        checkConditions(cond, entry.headers);
+        const range = resolveRange(cond, entry.headers['etag'], entry.size);
         this.markAccess(entry, ns, key);
         if (!range) {
-          const body = handle.createReadStream({ highWaterMark: READ_CHUNK });
-          return { status: 200, headers: headersForRead(sidecar.headers, sidecar.size), size: sidecar.size, body };
+          const body = handle.createReadStream({ highWaterMark: chunkFor(entry.size) });
+          return { status: 200, headers: headersForRead(entry.headers, entry.size), size: entry.size, body };
         }
-        const headers = headersForRead(sidecar.headers, range.end - range.start + 1);
-        headers['content-range'] = `bytes ${range.start}-${range.end}/${sidecar.size}`;
-        const body = handle.createReadStream({ start: range.start, end: range.end, highWaterMark: READ_CHUNK });
-        return { status: 206, headers, size: sidecar.size, body };
+        const headers = headersForRead(entry.headers, range.end - range.start + 1);
+        headers['content-range'] = `bytes ${range.start}-${range.end}/${entry.size}`;
+        const body = handle.createReadStream({ start: range.start, end: range.end, highWaterMark: chunkFor(range.end - range.start + 1) });
+        return { status: 206, headers, size: entry.size, body };
       } catch (err) {
         await handle.close();
         throw err;
@@ -171,6 +174,8 @@ class DiskBackend implements Backend {
 
   private markAccess(entry: IndexEntry, ns: string, key: string): void {
     entry.lastAccess = Date.now();
+    if (entry.lastAccess - entry.touchedAt < TOUCH_INTERVAL_MS) return;
+    entry.touchedAt = entry.lastAccess;
     const now = new Date();
     fs.utimes(path.join(this.dirOf(ns, key), `${key}.json`), now, now).catch(() => undefined);
   }
@@ -220,7 +225,7 @@ class DiskBackend implements Backend {
               this.total -= previous.size;
               if (previous.rev !== rev) await fs.rm(path.join(dir, `${key}.${previous.rev}`), { force: true });
             }
-            this.index.set(`${ns}/${key}`, { ns, key, rev, size, expiresAt: sidecar.expiresAt, lastAccess: Date.now() });
+            this.index.set(`${ns}/${key}`, { ns, key, rev, size, expiresAt: sidecar.expiresAt, lastAccess: Date.now(), headers: stored, touchedAt: Date.now() });
             this.total += size;
             if (this.total > this.opts.limitBytes) this.scheduleEviction();
           } catch (err) {

@@ -40,12 +40,19 @@ export function createHttpServer(opts: { router: Router; logger: Logger; metrics
     const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
     const query = new URLSearchParams(queryAt === -1 ? '' : rawUrl.slice(queryAt + 1));
     const method = req.method ?? 'GET';
-    const log = logger.child({ client: req.socket.remoteAddress, method, uri: path });
+    // A child logger per request is measurably expensive on the hot path; build fields only when logged.
+    const fields = () => ({ client: req.socket.remoteAddress, method, uri: path });
+    const log = {
+      warn: (obj: object, msg: string) => logger.warn({ ...fields(), ...obj }, msg),
+      error: (obj: object, msg: string) => logger.error({ ...fields(), ...obj }, msg),
+    };
     res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.observe(method, path, res.statusCode, seconds);
       const level = path.startsWith('/_') ? 'debug' : 'info';
-      log[level]({ status: res.statusCode, ms: Math.round(seconds * 1000), complete: res.writableFinished }, 'request');
+      if (logger.isLevelEnabled(level)) {
+        logger[level]({ ...fields(), status: res.statusCode, ms: Math.round(seconds * 1000), complete: res.writableFinished }, 'request');
+      }
     });
 
     if (!path.startsWith('/')) {

@@ -36,19 +36,13 @@ export async function sendCacheObject(cache: Cache, key: CacheKey, req: Incoming
       res.end();
       return true;
     }
-    const abort = new AbortController();
-    const onClose = () => abort.abort();
-    res.once('close', onClose);
-    const got = await cache.open(key, { ...cond, signal: abort.signal });
+    const got = await cache.open(key, cond);
     res.writeHead(got.status, { ...got.headers, ...extraHeaders, 'accept-ranges': 'bytes' });
     try {
+      // pipeline destroys the body (closing files, cancelling remote reads) if the client goes away.
       await pipeline(got.body, res);
     } catch {
-      // The client went away or the source failed mid-body: the socket is already destroyed.
-      got.body.destroy();
       res.destroy();
-    } finally {
-      res.off('close', onClose);
     }
     return true;
   } catch (err) {
