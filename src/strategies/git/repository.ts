@@ -51,6 +51,8 @@ export class Repository {
   state: RepoState;
   lastFetch = 0;
   private fetching: Promise<void> | undefined;
+  /** Held while something (a mirror snapshot) must see a mirror no fetch is changing. */
+  private exclusion: Promise<void> | undefined;
   private refCheckAt = 0;
   private refCheckStale = false;
   private readonly stateWaiters = new Set<() => void>();
@@ -156,6 +158,7 @@ export class Repository {
    * upstream as of now.
    */
   async fetch(opts: { signal?: AbortSignal | undefined; verified?: boolean; lenient?: boolean } = {}): Promise<void> {
+    while (this.exclusion) await this.exclusion;
     if (this.fetching) {
       const running = this.fetching;
       if (!opts.verified) return running;
@@ -209,6 +212,23 @@ export class Repository {
       this.refCheckStale = false;
       this.refCheckAt = 0;
       return false;
+    }
+  }
+
+  /**
+   * Runs `fn` while no fetch changes the mirror: waits for a running fetch and holds new ones
+   * back (tarring a mirror while `git fetch` rewrites packed-refs captures a truncated file).
+   */
+  async withFetchesExcluded<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusion) await this.exclusion;
+    let release!: () => void;
+    this.exclusion = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await this.fetching?.catch(() => undefined);
+      return await fn();
+    } finally {
+      this.exclusion = undefined;
+      release();
     }
   }
 

@@ -1,8 +1,15 @@
 import { EventEmitter, once } from 'node:events';
 import { promises as fs } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { relayableHeaders } from './upstream.js';
+
+/** What a spool records: a response head and a body (an upstream IncomingMessage qualifies). */
+export interface SpoolSource extends AsyncIterable<unknown> {
+  statusCode?: number | undefined;
+  headers: IncomingHttpHeaders;
+  resume(): unknown;
+}
 
 /** The spool could not produce a response head; the caller should go upstream itself. */
 export class SpoolUnavailableError extends Error {}
@@ -22,19 +29,20 @@ export class Spool {
   private failure: Error | undefined;
   private readers = 0;
   private readonly events = new EventEmitter();
+  private recording: Promise<void> = Promise.resolve();
 
   private constructor(readonly file: string) {
     this.events.setMaxListeners(0);
   }
 
   /** Starts recording the response `fetch` yields into `file`. */
-  static start(file: string, fetch: () => Promise<IncomingMessage>): Spool {
+  static start(file: string, fetch: () => Promise<SpoolSource>): Spool {
     const spool = new Spool(file);
-    void spool.record(fetch);
+    spool.recording = spool.record(fetch);
     return spool;
   }
 
-  private async record(fetch: () => Promise<IncomingMessage>): Promise<void> {
+  private async record(fetch: () => Promise<SpoolSource>): Promise<void> {
     let handle: fs.FileHandle | undefined;
     try {
       await fs.mkdir(path.dirname(this.file), { recursive: true });
@@ -61,6 +69,11 @@ export class Spool {
       await handle?.close().catch(() => undefined);
       this.events.emit('progress');
     }
+  }
+
+  /** Resolves when the recording ended, successfully or not. */
+  finished(): Promise<void> {
+    return this.recording;
   }
 
   /** True when the recording failed (callers forward upstream instead). */
@@ -129,7 +142,7 @@ export class SpoolSet {
   ) {}
 
   /** The spool for `key`, started with `fetch` when new; undefined when spooling is closed or full. */
-  acquire(key: string, fetch: () => Promise<IncomingMessage>): Spool | undefined {
+  acquire(key: string, fetch: () => Promise<SpoolSource>): Spool | undefined {
     if (this.closed) return undefined;
     const existing = this.spools.get(key);
     if (existing && !existing.failed) return existing;

@@ -14,6 +14,8 @@ import { runHttpBackend } from './cgi.js';
 import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
 import { Repository, type RepoSettings } from './repository.js';
 import { SpoolSet, SpoolUnavailableError } from './spool.js';
+import { SnapshotService } from './snapshots.js';
+import type { Cache } from '../../cache/cache.js';
 import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstream.js';
 
 const gitSchema = z.strictObject({
@@ -66,10 +68,13 @@ class GitStrategy implements Strategy {
   private readonly settings: RepoSettings;
   private readonly spoolRoot: string;
   private warm = false;
+  private readonly snapshots: SnapshotService;
+  private readonly periodicScheduled = new Set<string>();
 
   constructor(
     private readonly config: GitConfig,
     private readonly logger: Logger,
+    cache: Cache,
     mirrorRoot: string,
     stateDir: string,
     clone: Record<string, unknown>,
@@ -97,6 +102,41 @@ class GitStrategy implements Strategy {
       logger,
     };
     this.scheduler = new Scheduler({ concurrency: num(schedulerBlock['concurrency'], 4), maxCloneConcurrency: num(schedulerBlock['max-clone-concurrency'], 0), logger });
+    this.snapshots = new SnapshotService({
+      cache,
+      logger,
+      scratchRoot: this.settings.scratchRoot,
+      zstdThreads: config['zstd-threads'],
+      bundleTtlMs: config['bundle-cache-ttl'] || 2 * 3_600_000,
+      refCheckIntervalMs: this.settings.refCheckIntervalMs,
+      ensureReady: (repo, signal) => this.ensureReady(repo, signal),
+      background: (repo, id, job) => void this.scheduler.submit(repo.upstreamURL, id, job).catch(() => undefined),
+    });
+  }
+
+  /** Starts (or joins) the clone and resolves once the repository is Ready. */
+  private async ensureReady(repo: Repository, signal: AbortSignal): Promise<void> {
+    if (repo.state === 'ready') return;
+    this.startClone(repo);
+    await repo.waitWhileCloning(signal);
+    if ((repo.state as string) !== 'ready') throw new Error(`mirror of ${repo.upstreamURL} could not be cloned`);
+  }
+
+  /** Periodic snapshot jobs for a Ready repository (only when snapshot-interval > 0). */
+  private schedulePeriodic(repo: Repository): void {
+    const interval = this.config['snapshot-interval'];
+    if (interval <= 0 || this.periodicScheduled.has(repo.upstreamURL)) return;
+    this.periodicScheduled.add(repo.upstreamURL);
+    this.scheduler.periodic(repo.upstreamURL, 'snapshot', interval, async () => {
+      await repo.fetch();
+      const commit = await this.snapshots.generateWorkstation(repo);
+      this.logger.info({ upstream: repo.upstreamURL, commit: commit ?? 'unchanged' }, 'workstation snapshot');
+    });
+    const mirrorInterval = this.config['mirror-snapshot-interval'] || interval;
+    this.scheduler.periodic(repo.upstreamURL, 'mirror-snapshot', mirrorInterval, async () => {
+      const commit = await this.snapshots.generateMirror(repo);
+      this.logger.info({ upstream: repo.upstreamURL, commit: commit ?? 'unchanged' }, 'mirror snapshot');
+    });
   }
 
   ready(): boolean {
@@ -117,6 +157,7 @@ class GitStrategy implements Strategy {
         .submit(`${repo.upstreamURL}/fetch`, 'startup-fetch', async (signal) => {
           await repo.configure();
           await repo.fetch({ signal, lenient: true });
+          this.schedulePeriodic(repo);
         })
         .catch(() => undefined);
     }
@@ -175,7 +216,8 @@ class GitStrategy implements Strategy {
     const op = parsed.operation;
 
     if (op === 'snapshot.tar.zst' || op === 'snapshot.bundle' || op === 'lfs-snapshot.tar.zst' || op === 'ensure-refs') {
-      return sendText(res, 404, 'snapshots are not available on this server yet');
+      await this.snapshots.handle(req, res, this.repository(parsed), parsed, query);
+      return;
     }
     const service = query.get('service');
     if (op === 'git-receive-pack' || service === 'git-receive-pack') return forwardToUpstream(req, res, forwardUrl);
@@ -206,6 +248,7 @@ class GitStrategy implements Strategy {
     this.spools.set(repo.upstreamURL, new SpoolSet(path.join(this.spoolRoot, createHash('sha256').update(repo.upstreamURL).digest('hex').slice(0, 24))));
     this.scheduler
       .submit(repo.upstreamURL, 'clone', (signal) => repo.clone(signal), { clone: true })
+      .then(() => this.schedulePeriodic(repo))
       .catch((err: Error) => this.logger.warn({ err, upstream: repo.upstreamURL }, 'clone failed'))
       .finally(() => {
         // A clone job that could not even run (scheduler stopping) must not leave the repository Cloning.
@@ -314,7 +357,7 @@ export const gitStrategyProvider: StrategyProvider = {
   async create(ctx: StrategyContext<GitConfig>) {
     const clone = (ctx.global.blocks['git-clone'] ?? {}) as Record<string, unknown>;
     const mirrorRoot = path.resolve(ctx.global.state, typeof clone['mirror-root'] === 'string' ? clone['mirror-root'] : 'git-mirrors');
-    const strategy = new GitStrategy(ctx.config, ctx.logger, mirrorRoot, ctx.global.state, clone, (ctx.global.blocks['scheduler'] ?? {}) as Record<string, unknown>);
+    const strategy = new GitStrategy(ctx.config, ctx.logger, ctx.cache, mirrorRoot, ctx.global.state, clone, (ctx.global.blocks['scheduler'] ?? {}) as Record<string, unknown>);
     await strategy.start();
     // Parse the raw URL ourselves: the router decodes escapes, and the path must be validated as sent.
     ctx.routes.on(['GET', 'POST'], '/git/*', (req, res, _params, query) => strategy.handle(req, res, (req.url ?? '').split('?')[0]?.slice('/git/'.length) ?? '', query));
