@@ -1,0 +1,58 @@
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createWriteStream, createReadStream, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createArchive, extractArchive } from '../../src/client/archive.js';
+
+describe('archives', async () => {
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-archive-'));
+  after(async () => {
+    // Read-only directories left by the tests must be writable again before removal.
+    spawnSync('chmod', ['-R', 'u+w', work]);
+    await fs.rm(work, { recursive: true, force: true });
+  });
+  const src = path.join(work, 'src');
+  await fs.mkdir(path.join(src, 'tree', 'sub'), { recursive: true });
+  await fs.writeFile(path.join(src, 'tree', 'sub', 'f.txt'), 'payload');
+  await fs.writeFile(path.join(src, 'tree', 'drop.tmp'), 'x');
+
+  test('output is readable by zstd -d | tar -x, excludes applied', async () => {
+    const file = path.join(work, 'a.tar.zst');
+    const { stream, done } = createArchive(src, ['tree'], { exclude: ['*.tmp'], threads: 1 });
+    await Promise.all([pipeline(stream, createWriteStream(file)), done]);
+    const out = path.join(work, 'plain');
+    await fs.mkdir(out);
+    const r = spawnSync('sh', ['-c', `zstd -dc "${file}" | tar -xf - -C "${out}"`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(await fs.readFile(path.join(out, 'tree', 'sub', 'f.txt'), 'utf8'), 'payload');
+    await assert.rejects(fs.stat(path.join(out, 'tree', 'drop.tmp')));
+  });
+
+  test('a failing tar rejects with the tool stderr', async () => {
+    const { stream, done } = createArchive(src, ['no-such-path'], { threads: 1 });
+    stream.resume();
+    stream.on('error', () => undefined);
+    await assert.rejects(done, /archiving .* failed: .*no-such-path/s);
+  });
+
+  test('extract creates the directory and relaxes read-only directories', async () => {
+    const file = path.join(work, 'b.tar.zst');
+    const { stream, done } = createArchive(src, ['tree'], { threads: 1 });
+    await Promise.all([pipeline(stream, createWriteStream(file)), done]);
+    const dest = path.join(work, 'dest', 'deeper');
+    await extractArchive(createReadStream(file), dest);
+    assert.equal(await fs.readFile(path.join(dest, 'tree', 'sub', 'f.txt'), 'utf8'), 'payload');
+    await fs.chmod(path.join(dest, 'tree', 'sub'), 0o555);
+    await extractArchive(createReadStream(file), dest);
+    assert.equal(await fs.readFile(path.join(dest, 'tree', 'sub', 'f.txt'), 'utf8'), 'payload');
+  });
+
+  test('corrupt input fails extraction with a clear error', async () => {
+    const bad = path.join(work, 'bad.tar.zst');
+    await fs.writeFile(bad, 'not zstd at all');
+    await assert.rejects(extractArchive(createReadStream(bad), path.join(work, 'bad-dest')), /extracting into .* failed/);
+  });
+});
