@@ -200,6 +200,30 @@ strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
     await eager.close();
   });
 
+  test('force-push during a cold clone: the clone completes and later clones see the rewritten history', async () => {
+    const name = 'org/forced.git';
+    await upstream.createRepo(name, { files: 6 });
+    const original = await upstream.commit(name, 'second commit, rewritten below');
+    const url = `${eager.url}/git/${upstream.hostPort}/${name}`;
+    upstream.setDelay(800);
+    let forced = '';
+    try {
+      const cloning = gitAsync(['clone', '-q', url, path.join(work, 'forced-cold')]);
+      await new Promise((r) => setTimeout(r, 300));
+      forced = await upstream.commit(name, 'history rewritten mid-clone', { force: true });
+      await cloning;
+    } finally {
+      upstream.setDelay(0);
+    }
+    const got = await gitAsync(['rev-parse', 'HEAD'], path.join(work, 'forced-cold'));
+    assert.ok([original, forced].includes(got), `cold clone got ${got}`);
+    assert.equal(await gitAsync(['status', '--porcelain'], path.join(work, 'forced-cold')), '');
+    const mirror = path.join(eager.stateDir, 'git-mirrors', upstream.hostPort, name);
+    await waitFor('mirror ready', () => exists(path.join(mirror, 'HEAD')));
+    await gitAsync(['clone', '-q', url, path.join(work, 'forced-warm')]);
+    assert.equal(await gitAsync(['rev-parse', 'HEAD'], path.join(work, 'forced-warm')), forced);
+  });
+
   for (const protocol of ['0', '2']) {
     test(`protocol v${protocol}: a stale advertisement is answered upstream and the mirror catches up`, async () => {
       const name = `org/stale${protocol}.git`;
