@@ -1,4 +1,5 @@
-import { promises as fs } from 'node:fs';
+import { accessSync, constants, promises as fs } from 'node:fs';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { startChild } from '../util/process.js';
@@ -14,7 +15,8 @@ const ARCHIVE_DEADLINE_MS = 6 * 60 * 60 * 1000;
 export function createArchive(dir: string, paths: string[], opts: { exclude?: string[]; threads?: number; signal?: AbortSignal }): { stream: Readable; done: Promise<void> } {
   const excludes = (opts.exclude ?? []).map((p) => `--exclude=${p}`);
   const tar = startChild('tar', ['-cpf', '-', '-C', dir, ...excludes, '--', ...(paths.length ? paths : ['.'])], { timeoutMs: ARCHIVE_DEADLINE_MS, signal: opts.signal });
-  const zstd = startChild('zstd', ['-q', '-c', `-T${opts.threads ?? 0}`, '-3'], { timeoutMs: ARCHIVE_DEADLINE_MS, signal: opts.signal, stdin: 'pipe' });
+  const [compressor, compressorArgs] = compressorCommand(opts.threads ?? 0);
+  const zstd = startChild(compressor, compressorArgs, { timeoutMs: ARCHIVE_DEADLINE_MS, signal: opts.signal, stdin: 'pipe' });
   const piping = pipeline(tar.child.stdout!, zstd.child.stdin!);
   const done = Promise.all([tar.done, zstd.done, piping]).then(
     () => undefined,
@@ -26,6 +28,34 @@ export function createArchive(dir: string, paths: string[], opts: { exclude?: st
   );
   done.catch(() => zstd.child.stdout?.destroy(new Error('archive failed')));
   return { stream: zstd.child.stdout!, done };
+}
+
+/** True when `tool` is an executable somewhere on PATH (checked once per process). */
+const onPath = new Map<string, boolean>();
+function hasTool(tool: string): boolean {
+  let found = onPath.get(tool);
+  if (found === undefined) {
+    found = (process.env.PATH ?? '').split(path.delimiter).some((dir) => {
+      try {
+        accessSync(path.join(dir, tool), constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    onPath.set(tool, found);
+  }
+  return found;
+}
+
+/**
+ * pzstd writes independent frames in parallel, so decompression parallelises too; plain
+ * `zstd -T` is the fallback when pzstd is not installed. Both outputs are ordinary zstd.
+ * `threads` 0 means all cores.
+ */
+function compressorCommand(threads: number): [string, string[]] {
+  if (hasTool('pzstd')) return ['pzstd', ['-q', '-c', '-3', ...(threads > 0 ? ['-p', String(threads)] : [])]];
+  return ['zstd', ['-q', '-c', `-T${threads}`, '-3']];
 }
 
 /**
