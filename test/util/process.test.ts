@@ -1,0 +1,58 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcessError, runChild, startChild } from '../../src/util/process.js';
+
+/** True while a process with this pid exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid: number, timeoutMs = 3000): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (alive(pid)) {
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+// A shell that starts a grandchild `sleep`, prints its pid, then waits on it: killing only the
+// shell would leave the grandchild running, so these tests prove the whole group dies.
+const withGrandchild = ['-c', 'sleep 30 & echo $!; wait'];
+
+async function grandchildPid(running: ReturnType<typeof startChild>): Promise<number> {
+  return new Promise((resolve) => running.child.stdout?.once('data', (b: Buffer) => resolve(Number(b.toString().trim()))));
+}
+
+describe('child processes', () => {
+  test('runChild returns stdout and reports non-zero exits with stderr', async () => {
+    assert.equal((await runChild('sh', ['-c', 'echo hello'], { timeoutMs: 5000 })).trim(), 'hello');
+    await assert.rejects(runChild('sh', ['-c', 'echo oops >&2; exit 3'], { timeoutMs: 5000 }), (err: unknown) => {
+      assert.ok(err instanceof ChildProcessError);
+      assert.equal(err.exitCode, 3);
+      assert.match(err.message, /exited with code 3: oops/);
+      return true;
+    });
+  });
+
+  test('the deadline kills the whole process group', async () => {
+    const running = startChild('sh', withGrandchild, { timeoutMs: 300 });
+    const pid = await grandchildPid(running);
+    await assert.rejects(running.done, (err: unknown) => err instanceof ChildProcessError && err.killedBy === 'timeout');
+    assert.ok(await gone(pid), 'grandchild killed with the group');
+  });
+
+  test('an abort (client disconnect) kills the whole process group', async () => {
+    const controller = new AbortController();
+    const running = startChild('sh', withGrandchild, { timeoutMs: 30_000, signal: controller.signal });
+    const pid = await grandchildPid(running);
+    controller.abort();
+    await assert.rejects(running.done, (err: unknown) => err instanceof ChildProcessError && err.killedBy === 'abort');
+    assert.ok(await gone(pid), 'grandchild killed with the group');
+  });
+});
