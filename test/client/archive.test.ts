@@ -50,6 +50,32 @@ describe('archives', async () => {
     assert.equal(await fs.readFile(path.join(dest, 'tree', 'sub', 'f.txt'), 'utf8'), 'payload');
   });
 
+  test('falls back to zstd -T when pzstd is not on PATH', async () => {
+    // A PATH holding only tar and zstd (plus the shell tar may need), in a child so the tool cache is fresh.
+    const bin = path.join(work, 'bin');
+    await fs.mkdir(bin);
+    for (const tool of ['tar', 'zstd', 'sh']) {
+      const where = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+      await fs.symlink(where, path.join(bin, tool));
+    }
+    const file = path.join(work, 'c.tar.zst');
+    const script = `
+      import { createWriteStream } from 'node:fs';
+      import { pipeline } from 'node:stream/promises';
+      import { createArchive } from ${JSON.stringify(path.resolve('src/client/archive.ts'))};
+      const { stream, done } = createArchive(${JSON.stringify(src)}, ['tree'], { threads: 1 });
+      await Promise.all([pipeline(stream, createWriteStream(${JSON.stringify(file)})), done]);`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: bin },
+      timeout: 30_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const listing = spawnSync('tar', ['--zstd', '-tf', file], { encoding: 'utf8' });
+    assert.equal(listing.status, 0, listing.stderr);
+    assert.match(listing.stdout, /tree\/sub\/f\.txt/);
+  });
+
   test('corrupt input fails extraction with a clear error', async () => {
     const bad = path.join(work, 'bad.tar.zst');
     await fs.writeFile(bad, 'not zstd at all');
