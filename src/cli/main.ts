@@ -108,4 +108,18 @@ program
     (await lazyObjects()).restoreCommand(program.opts<GlobalOptions>(), ns, dir, opts).catch(fail),
   );
 
+const gitGroup = program.command('git').description('git repository commands');
+gitGroup
+  .command('restore <repo-url> <dir>')
+  .description('restore a repository from its hoard snapshot plus delta bundle (exit 2 when no snapshot exists)')
+  .option('--no-bundle', 'do not apply the delta bundle')
+  .option('--ref <name=sha...>', 'make sure a ref exists (at sha when given) after restoring')
+  .option('--commit <sha...>', 'make sure a commit exists after restoring')
+  .option('--concurrency <n>', 'parallel ranged downloads', '8')
+  .option('--chunk-mb <n>', 'download chunk size in MiB', '16')
+  .option('--zstd-threads <n>', 'zstd threads (0 = all cores)', '0')
+  .action(async (repoUrl: string, dir: string, flags: import('./git-commands.js').GitRestoreFlags) =>
+    (await import('./git-commands.js')).gitRestoreCommand(program.opts<GlobalOptions>(), repoUrl, dir, flags).catch(fail),
+  );
+
 await program.parseAsync(process.argv);

@@ -100,8 +100,10 @@ export class Repository {
     });
   }
 
-  git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string }): Promise<string> {
-    return runChild('git', args, { env: this.settings.gitEnv, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string; allowLocal?: boolean }): Promise<string> {
+    // Server-side git only talks http(s) to upstreams; cloning our own mirror is the one local use.
+    const env = opts.allowLocal ? { ...this.settings.gitEnv, GIT_ALLOW_PROTOCOL: `${this.settings.gitEnv['GIT_ALLOW_PROTOCOL'] ?? 'http:https'}:file` } : this.settings.gitEnv;
+    return runChild('git', args, { env, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
   }
 
   /** Applies the serving configuration to a mirror directory. */

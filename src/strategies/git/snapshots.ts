@@ -193,7 +193,7 @@ export class SnapshotService {
     try {
       await fs.mkdir(work, { recursive: true });
       // A local clone hardlinks the mirror's objects: cheap, and a clean object store.
-      await repo.git(['clone', '-q', '--', repo.mirrorDir, checkout], { timeoutMs: GENERATION_TIMEOUT_MS });
+      await repo.git(['clone', '-q', '--', repo.mirrorDir, checkout], { timeoutMs: GENERATION_TIMEOUT_MS, allowLocal: true });
       await repo.git(['-C', checkout, 'remote', 'set-url', 'origin', repo.upstreamURL], { timeoutMs: 30_000 });
       const commit = (await repo.git(['-C', checkout, 'rev-parse', 'HEAD'], { timeoutMs: 30_000 })).trim();
       const archive = createArchive(checkout, ['.'], { threads: this.deps.zstdThreads });

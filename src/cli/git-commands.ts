@@ -1,0 +1,52 @@
+import { gitRestore, NoSnapshotError } from '../client/git-restore.js';
+import { progressStream } from '../client/progress.js';
+import { EXIT_MISS, type GlobalOptions } from './options.js';
+
+/** Options of `hoard git restore`. */
+export interface GitRestoreFlags {
+  bundle: boolean;
+  ref?: string[];
+  commit?: string[];
+  concurrency: string;
+  chunkMb: string;
+  zstdThreads: string;
+}
+
+/** `hoard git restore <repo-url> <dir>`: exit 0 ok, 2 when no snapshot exists, 1 on errors. */
+export async function gitRestoreCommand(g: GlobalOptions, repoUrl: string, dir: string, flags: GitRestoreFlags): Promise<void> {
+  const refs: Record<string, string> = {};
+  for (const pair of flags.ref ?? []) {
+    const at = pair.indexOf('=');
+    const name = at === -1 ? pair : pair.slice(0, at);
+    const sha = at === -1 ? '' : pair.slice(at + 1);
+    refs[name.startsWith('refs/') ? name : `refs/heads/${name}`] = sha;
+  }
+  const started = Date.now();
+  const say = (line: string) => {
+    if (!g.quiet) process.stderr.write(`${line}\n`);
+  };
+  try {
+    const result = await gitRestore({
+      server: g.url,
+      repoUrl,
+      dir,
+      authorization: g.authorization,
+      noBundle: !flags.bundle,
+      refs,
+      commits: flags.commit ?? [],
+      concurrency: Number(flags.concurrency),
+      chunkBytes: Number(flags.chunkMb) * 1024 * 1024,
+      zstdThreads: Number(flags.zstdThreads),
+      progress: (size) => progressStream('restore', size, { quiet: g.quiet ?? false }),
+      log: say,
+    });
+    const bundle = result.bundle === 'up-to-date' ? 'snapshot was up to date' : `bundle ${result.bundle}`;
+    say(`Restored ${repoUrl} at ${result.head.slice(0, 12)} (${bundle}) in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  } catch (err) {
+    if (err instanceof NoSnapshotError) {
+      process.stderr.write(`hoard: ${err.message}\n`);
+      process.exit(EXIT_MISS);
+    }
+    throw err;
+  }
+}
