@@ -5,6 +5,9 @@ import type { ProviderSpec } from '../config/provider.js';
 import { duration } from '../config/duration.js';
 import { createMemoryCache } from './memory.js';
 import { createDiskCache } from './disk.js';
+import { createS3Cache } from './s3.js';
+import { DEFAULT_S3_SETTINGS, sharedS3Client, verifyBucket, type S3Settings } from './s3-client.js';
+import os from 'node:os';
 
 /** What a cache factory receives besides its own block. */
 export interface CacheEnv {
@@ -34,6 +37,15 @@ const diskSchema = z.strictObject({
   'evict-interval': duration().default(60_000).describe('How often expired and excess objects are removed.'),
 });
 
+const s3Schema = z.strictObject({
+  bucket: z.string().min(1).describe('Bucket holding the objects (must exist).'),
+  'max-ttl': duration().default(3_600_000).describe('Maximum (and default) time to live; reads in the second half of an object\'s life renew it.'),
+  'upload-concurrency': z.number().int().min(0).default(1).describe('Parts uploaded at once per object (0 = number of CPUs).'),
+  'upload-part-size-mb': z.number().int().min(5, 'upload-part-size-mb must be at least 5 (the S3 minimum part size)').default(16).describe('Multipart part size in MiB (S3 minimum: 5).'),
+  'download-concurrency': z.number().int().min(0).default(8).describe('Parallel ranged GETs per large read (0 = 8).'),
+  'download-part-size-mb': z.number().int().min(0).default(32).describe('Size of each parallel ranged GET in MiB (0 = 32).'),
+});
+
 /** Every `cache <kind> {}` hoard knows. */
 export const cacheProviders: CacheProvider[] = [
   {
@@ -50,6 +62,23 @@ export const cacheProviders: CacheProvider[] = [
         limitBytes: config['limit-mb'] * MB,
         maxTtlMs: config['max-ttl'],
         evictIntervalMs: config['evict-interval'],
+      });
+    },
+  },
+  {
+    spec: { kind: 'cache', name: 's3', description: 'Shared S3 tier (authoritative when last): multipart streaming writes, committed by a companion object.', schema: s3Schema },
+    async create(config: z.output<typeof s3Schema>, env: CacheEnv) {
+      const settings = { ...DEFAULT_S3_SETTINGS, ...((env.blocks['s3'] ?? {}) as Partial<S3Settings>) };
+      const client = sharedS3Client(settings);
+      await verifyBucket(client, config.bucket, 'cache s3');
+      return createS3Cache({
+        client,
+        bucket: config.bucket,
+        maxTtlMs: config['max-ttl'],
+        uploadConcurrency: config['upload-concurrency'] || os.availableParallelism(),
+        uploadPartBytes: config['upload-part-size-mb'] * MB,
+        downloadConcurrency: config['download-concurrency'] || 8,
+        downloadPartBytes: (config['download-part-size-mb'] || 32) * MB,
       });
     },
   },

@@ -1,0 +1,92 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { PutObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { createS3Cache } from '../../src/cache/s3.js';
+import { sharedS3Client, verifyBucket } from '../../src/cache/s3-client.js';
+import { parseKey } from '../../src/cache/key.js';
+import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
+import { cacheConformance, put, readAll } from './conformance.js';
+
+const MiB = 1024 * 1024;
+
+function clientFor(s3: S3rverHandle): S3Client {
+  return sharedS3Client({
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    'use-ssl': false,
+    'skip-ssl-verify': false,
+    'use-path-style': true,
+    'access-key-id': 'S3RVER',
+    'secret-access-key': 'S3RVER',
+  });
+}
+
+function cacheFor(s3: S3rverHandle, overrides: Partial<Parameters<typeof createS3Cache>[0]> = {}) {
+  return createS3Cache({
+    client: clientFor(s3),
+    bucket: s3.bucket,
+    maxTtlMs: 3_600_000,
+    uploadConcurrency: 2,
+    uploadPartBytes: 5 * MiB,
+    downloadConcurrency: 4,
+    downloadPartBytes: 4 * MiB,
+    ...overrides,
+  });
+}
+
+cacheConformance('s3 (s3rver)', async () => {
+  const s3 = await startS3rver();
+  return { cache: cacheFor(s3), cleanup: () => s3.stop() };
+});
+
+let s3: S3rverHandle;
+before(async () => {
+  s3 = await startS3rver();
+});
+after(async () => {
+  await s3.stop();
+});
+
+test('s3: a large object is read back by parallel ranged GETs pinned to its version', async () => {
+  const cache = cacheFor(s3).namespace('big');
+  const body = randomBytes(18 * MiB);
+  await put(cache, 'large', body);
+  s3.requests.length = 0;
+  const res = await cache.open(parseKey('large'));
+  assert.equal(res.size, body.length);
+  assert.ok((await readAll(res.body)).equals(body));
+  const ranged = s3.requests.filter((r) => r.method === 'GET' && r.range && !r.path.endsWith('.meta'));
+  assert.equal(ranged.length, 5, `18 MiB in 4 MiB sub-ranges: ${JSON.stringify(ranged)}`);
+
+  const part = await cache.open(parseKey('large'), { range: `bytes=${MiB}-${10 * MiB - 1}` });
+  assert.equal(part.status, 206);
+  assert.ok((await readAll(part.body)).equals(body.subarray(MiB, 10 * MiB)));
+});
+
+test('s3: a data object without its companion (crash between the two writes) is invisible', async () => {
+  const cache = cacheFor(s3).namespace('crash');
+  const key = parseKey('orphan');
+  await clientFor(s3).send(new PutObjectCommand({ Bucket: s3.bucket, Key: `crash/${key.slice(0, 2)}/${key}`, Body: 'half committed', Metadata: { tag: 'abc' } }));
+  await assert.rejects(cache.stat(key), /not found/);
+  await assert.rejects(cache.open(key), /not found/);
+});
+
+test('s3: a writer destroyed mid-stream leaves no data object behind', async () => {
+  const cache = cacheFor(s3).namespace('aborted');
+  const writer = cache.create(parseKey('partial'), {});
+  writer.on('error', () => undefined);
+  for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => (writer.write(randomBytes(3 * MiB)) ? resolve() : writer.once('drain', () => resolve())));
+  writer.destroy(new Error('client went away'));
+  await new Promise((resolve) => writer.once('close', resolve));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const listed = await clientFor(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'aborted/' }));
+  assert.deepEqual(listed.Contents ?? [], []);
+  await assert.rejects(cache.stat(parseKey('partial')), /not found/);
+});
+
+test('s3: a missing bucket or unreachable endpoint fails with a clear message', async () => {
+  await assert.rejects(verifyBucket(clientFor(s3), 'no-such-bucket', 'cache s3'), /cache s3: S3 bucket "no-such-bucket" is not usable \(bucket does not exist\)/);
+  const dead = sharedS3Client({ endpoint: 'http://127.0.0.1:1', region: 'us-east-1', 'use-ssl': false, 'skip-ssl-verify': false, 'use-path-style': true, 'access-key-id': 'x', 'secret-access-key': 'y' });
+  await assert.rejects(verifyBucket(dead, 'b', 'cache s3'), /cache s3: S3 bucket "b" is not usable \(.*ECONNREFUSED/);
+});
