@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import type { ProviderSpec } from '../config/provider.js';
+import { duration } from '../config/duration.js';
+import { DEFAULT_S3_SETTINGS, sharedS3Client, verifyBucket, type S3Settings } from '../cache/s3-client.js';
 import { MemoryMetadataStore } from './memory.js';
+import { S3MetadataStore } from './s3.js';
 import type { MetadataStore } from './store.js';
 
 /** A configurable metadata backend (`metadata <kind> {}`). */
 export interface MetadataProvider {
   spec: ProviderSpec;
-  create(config: any, env: { state: string; blocks: Record<string, unknown> }): Promise<MetadataStore>;
+  create(config: any, env: { state: string; blocks: Record<string, unknown>; logger?: { warn(obj: object, msg: string): void } }): Promise<MetadataStore>;
 }
 
 /** Every metadata backend hoard knows. */
@@ -15,6 +18,27 @@ export const metadataProviders: MetadataProvider[] = [
     spec: { kind: 'metadata', name: 'memory', description: 'Process-local metadata (single replica).', schema: z.strictObject({}) },
     async create() {
       return new MemoryMetadataStore();
+    },
+  },
+  {
+    spec: {
+      kind: 'metadata',
+      name: 's3',
+      description: 'Metadata shared by replicas through S3 conditional writes.',
+      schema: z.strictObject({
+        bucket: z.string().min(1).describe('Bucket for `.metadata/` objects (must exist; may be the cache bucket).'),
+        'sync-interval': duration().default(15_000).describe('How long a replica reuses a read value (the cross-replica staleness window).'),
+        'lock-ttl': duration().optional().describe('Accepted for cachew compatibility; unused.'),
+      }),
+    },
+    async create(config: { bucket: string; 'sync-interval': number }, env) {
+      const client = sharedS3Client({ ...DEFAULT_S3_SETTINGS, ...((env.blocks['s3'] ?? {}) as Partial<S3Settings>) });
+      await verifyBucket(client, config.bucket, 'metadata s3');
+      const store = new S3MetadataStore({ client, bucket: config.bucket, syncIntervalMs: config['sync-interval'] });
+      if (!(await store.enforcesConditionalWrites())) {
+        env.logger?.warn({ bucket: config.bucket }, 'this S3 endpoint ignores conditional writes: replicas may both win a snapshot claim (work is duplicated, nothing is corrupted)');
+      }
+      return store;
     },
   },
 ];

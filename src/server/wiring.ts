@@ -62,7 +62,7 @@ function authoritative(cache: Cache): Cache {
 export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const global: GlobalConfig = cfg.global;
   const logger = opts.logger ?? createLogger({ level: global.log.level, json: global.log.json });
-  const env = { state: global.state, blocks: global as unknown as Record<string, unknown> };
+  const env = { state: global.state, blocks: global as unknown as Record<string, unknown>, logger };
   const closers: Array<() => Promise<void>> = [];
   const strategies: Strategy[] = [];
   let cache: Cache | undefined;
