@@ -56,8 +56,6 @@ export class Repository {
   private refCheckAt = 0;
   private refCheckStale = false;
   private readonly stateWaiters = new Set<() => void>();
-  /** Replaceable first step of a clone (a later tier restores from a mirror snapshot here). */
-  populate: ((repo: Repository, target: string, signal: AbortSignal) => Promise<void>) | undefined;
 
   constructor(
     readonly upstreamURL: string,
@@ -126,18 +124,18 @@ export class Repository {
     if (this.state === 'cloning' && !this.cloneInProgress) this.setState('empty');
   }
 
-  async clone(signal: AbortSignal): Promise<void> {
+  /**
+   * Builds the mirror in `target` (default: a full `git clone --mirror` from upstream; the
+   * strategy may restore a mirror snapshot instead) and renames it into place.
+   */
+  async clone(signal: AbortSignal, populate?: (target: string, signal: AbortSignal) => Promise<void>): Promise<void> {
     if (this.state !== 'cloning') throw new Error(`clone of ${this.upstreamURL} started in state ${this.state}`);
     this.cloneInProgress = true;
     const scratch = path.join(this.settings.scratchRoot, `clone-${randomBytes(6).toString('hex')}`);
     try {
       await fs.mkdir(scratch, { recursive: true });
       const target = path.join(scratch, 'repo.git');
-      if (this.populate) {
-        await this.populate(this, target, signal);
-      } else {
-        await this.git(['clone', '--mirror', '-c', 'http.postBuffer=524288000', '--', this.upstreamURL, target], { timeoutMs: this.settings.cloneTimeoutMs, signal });
-      }
+      await (populate ?? ((dir, s) => this.cloneFromUpstream(dir, s)))(target, signal);
       await this.configure(target);
       await fs.mkdir(path.dirname(this.mirrorDir), { recursive: true });
       await fs.rename(target, this.mirrorDir);
@@ -152,6 +150,22 @@ export class Repository {
       this.cloneInProgress = false;
       if ((this.state as RepoState) !== 'ready') this.setState('empty');
     }
+  }
+
+  /** A full mirror clone from upstream into `target`. */
+  async cloneFromUpstream(target: string, signal: AbortSignal): Promise<void> {
+    await this.git(['clone', '--mirror', '-c', 'http.postBuffer=524288000', '--', this.upstreamURL, target], { timeoutMs: this.settings.cloneTimeoutMs, signal });
+  }
+
+  /**
+   * Points a restored mirror at the upstream and fetches, so a mirror built from a snapshot is
+   * verified against upstream (and up to date) before it can become Ready.
+   */
+  async freshenRestored(target: string, signal: AbortSignal): Promise<void> {
+    await this.git(['-C', target, 'config', 'remote.origin.url', this.upstreamURL], { timeoutMs: 30_000, signal });
+    await this.git(['-C', target, 'config', 'remote.origin.mirror', 'true'], { timeoutMs: 30_000, signal });
+    await this.git(['-C', target, 'config', '--replace-all', 'remote.origin.fetch', '+refs/*:refs/*'], { timeoutMs: 30_000, signal });
+    await this.git(['-C', target, '-c', 'http.postBuffer=524288000', 'fetch', '--prune', '--quiet', 'origin'], { timeoutMs: this.settings.cloneTimeoutMs, signal });
   }
 
   /**

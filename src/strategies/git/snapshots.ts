@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Cache, CacheWriter } from '../../cache/cache.js';
 import { isCacheError } from '../../cache/errors.js';
 import type { CacheKey } from '../../cache/key.js';
-import { createArchive } from '../../client/archive.js';
+import { createArchive, extractArchive } from '../../client/archive.js';
 import { sendJson, sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import type { GitRequestPath } from './paths.js';
@@ -49,7 +49,12 @@ export interface SnapshotDeps {
   ensureReady(repo: Repository, signal: AbortSignal): Promise<void>;
   /** Queues background work on the repository's serial queue. */
   background(repo: Repository, id: string, job: (signal: AbortSignal) => Promise<void>): void;
+  /** A snapshot was served while the mirror was not Ready; `served` settles when the read ends. */
+  coldServed(repo: Repository, served: Promise<void>): void;
 }
+
+/** The cached mirror snapshot could not be restored (bad archive or not a repository); it was discarded. */
+export class CorruptMirrorSnapshotError extends Error {}
 
 function requestSignal(res: ServerResponse): AbortSignal {
   const controller = new AbortController();
@@ -67,6 +72,10 @@ function requestSignal(res: ServerResponse): AbortSignal {
  */
 export class SnapshotService {
   private readonly generating = new Map<string, { spool: Spool; done: Promise<void> }>();
+  /** Cold serves in flight: one read of the shared tier per repository, followed by everyone. */
+  private readonly coldReads = new Map<string, Spool>();
+  /** Repositories whose snapshot a cold read already copied into the near tier. */
+  private readonly coldCopied = new Set<string>();
 
   constructor(private readonly deps: SnapshotDeps) {}
 
@@ -110,7 +119,7 @@ export class SnapshotService {
     }
     const signal = requestSignal(res);
     if (repo.state !== 'ready') {
-      if (await sendCacheObject(cache, key, req, res, { 'content-type': 'application/zstd' })) return;
+      if (await this.serveCold(req, res, repo, key)) return;
       try {
         await this.deps.ensureReady(repo, signal);
       } catch (err) {
@@ -131,6 +140,64 @@ export class SnapshotService {
     }
     if (await sendCacheObject(cache, key, req, res, extra)) return;
     await this.serveGenerated(res, repo);
+  }
+
+  /**
+   * Serves a cached snapshot while the mirror is not Ready, without waiting for any clone. A
+   * plain GET joins the repository's single read of the cache (the first caller starts it; the
+   * rest stream the local spool as it fills), so a burst of cold requests reads the shared tier
+   * once. Ranged and conditional requests go to the cache directly, in parallel. Returns false
+   * when no snapshot is cached.
+   */
+  private async serveCold(req: IncomingMessage, res: ServerResponse, repo: Repository, key: CacheKey): Promise<boolean> {
+    const headers = { 'content-type': 'application/zstd' };
+    const url = repo.upstreamURL;
+    const conditional = req.headers.range || req.headers['if-match'] || req.headers['if-none-match'] || req.headers['if-range'];
+    let spool = this.coldReads.get(url);
+    if (!spool && (conditional || this.coldCopied.has(url))) {
+      const served = sendCacheObject(this.deps.cache, key, req, res, headers);
+      const found = await served;
+      if (found) this.deps.coldServed(repo, Promise.resolve());
+      return found;
+    }
+    if (!spool) {
+      const file = path.join(this.deps.scratchRoot, `cold-${randomBytes(6).toString('hex')}`);
+      const started = Spool.start(
+        file,
+        async () => {
+          const opened = await this.deps.cache.open(key);
+          return Object.assign(opened.body, { statusCode: 200, headers: { ...headers, ...opened.headers, 'accept-ranges': 'bytes' } });
+        },
+        { keepLength: true },
+      );
+      spool = started;
+      this.coldReads.set(url, started);
+      const finished = started.finished().then(() => {
+        if (!started.failed) this.coldCopied.add(url);
+      });
+      void finished.finally(() => {
+        if (this.coldReads.get(url) === started) this.coldReads.delete(url);
+        void started.dispose();
+      });
+      this.deps.coldServed(
+        repo,
+        finished.then(() => started.dispose()),
+      );
+    }
+    try {
+      await spool.serve(res);
+      return true;
+    } catch (err) {
+      if (!(err instanceof SpoolUnavailableError)) throw err;
+      if (isCacheError(err.cause, 'not-found')) return false;
+      if (!res.headersSent) sendText(res, 502, `Snapshot read from the cache failed: ${err.message}`);
+      return true;
+    }
+  }
+
+  /** Forgets that a cold read filled the near tier (the mirror is Ready or the copy was evicted). */
+  forgetCold(repo: Repository): void {
+    this.coldCopied.delete(repo.upstreamURL);
   }
 
   /** Streams an on-demand generation; concurrent callers follow the same one. */
@@ -224,6 +291,45 @@ export class SnapshotService {
       throw err;
     });
     return commit;
+  }
+
+  /**
+   * Extracts the cached mirror snapshot into `target`. Resolves 'absent' when none is cached or
+   * the cache cannot be read (the caller decides whether to clone instead). A snapshot that does
+   * not extract into a sound repository is deleted from the cache and CorruptMirrorSnapshotError
+   * thrown, so it is never served or restored again.
+   */
+  async restoreMirror(repo: Repository, target: string, signal: AbortSignal): Promise<'restored' | 'absent'> {
+    const key = artifactKey(repo.upstreamURL, 'mirror-snapshot');
+    let opened;
+    try {
+      opened = await this.deps.cache.open(key, { signal });
+    } catch (err) {
+      if (!isCacheError(err, 'not-found')) this.deps.logger.warn({ err, upstream: repo.upstreamURL }, 'mirror snapshot unreadable; treating it as absent');
+      return 'absent';
+    }
+    try {
+      await fs.mkdir(target, { recursive: true });
+      await extractArchive(opened.body, target, { threads: this.deps.zstdThreads, signal });
+      await repo.git(['-C', target, 'rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { timeoutMs: 60_000, signal });
+      await repo.git(['-C', target, 'fsck', '--connectivity-only', '--no-progress', '--no-dangling'], { timeoutMs: GENERATION_TIMEOUT_MS, signal });
+    } catch (err) {
+      opened.body.destroy();
+      if (signal.aborted) throw err;
+      this.deps.logger.error({ err, upstream: repo.upstreamURL }, 'mirror snapshot is corrupt; discarding it');
+      await fs.rm(target, { recursive: true, force: true });
+      await this.deps.cache.delete(key).catch(() => undefined);
+      throw new CorruptMirrorSnapshotError(`mirror snapshot of ${repo.upstreamURL} is corrupt: ${(err as Error).message}`);
+    }
+    return 'restored';
+  }
+
+  /** True when a mirror snapshot is cached (a restore could start from it). */
+  async hasMirrorSnapshot(repo: Repository): Promise<boolean> {
+    return this.deps.cache.stat(artifactKey(repo.upstreamURL, 'mirror-snapshot')).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Tars the bare mirror (fetches held back meanwhile) into the cache. */

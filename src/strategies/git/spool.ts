@@ -31,13 +31,19 @@ export class Spool {
   private readonly events = new EventEmitter();
   private recording: Promise<void> = Promise.resolve();
 
-  private constructor(readonly file: string) {
+  private constructor(
+    readonly file: string,
+    private readonly keepLength: boolean,
+  ) {
     this.events.setMaxListeners(0);
   }
 
-  /** Starts recording the response `fetch` yields into `file`. */
-  static start(file: string, fetch: () => Promise<SpoolSource>): Spool {
-    const spool = new Spool(file);
+  /**
+   * Starts recording the response `fetch` yields into `file`. `keepLength`: the source's
+   * Content-Length is the whole body (a cached object), so followers get it too.
+   */
+  static start(file: string, fetch: () => Promise<SpoolSource>, opts: { keepLength?: boolean } = {}): Spool {
+    const spool = new Spool(file, opts.keepLength ?? false);
     spool.recording = spool.record(fetch);
     return spool;
   }
@@ -55,7 +61,7 @@ export class Spool {
       }
       this.status = status;
       this.headers = relayableHeaders(upstream.headers);
-      delete this.headers['content-length'];
+      if (!this.keepLength) delete this.headers['content-length'];
       this.events.emit('progress');
       for await (const chunk of upstream) {
         await handle.write(chunk as Buffer);
@@ -96,7 +102,7 @@ export class Spool {
     let handle: fs.FileHandle | undefined;
     try {
       while (this.status === undefined && !this.failure) await once(this.events, 'progress');
-      if (this.status === undefined) throw new SpoolUnavailableError(this.failure?.message ?? 'spool failed');
+      if (this.status === undefined) throw new SpoolUnavailableError(this.failure?.message ?? 'spool failed', { cause: this.failure });
       res.writeHead(this.status, this.headers);
       handle = await fs.open(this.file, 'r');
       const buffer = Buffer.allocUnsafe(READ_CHUNK);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -14,8 +14,9 @@ import { runHttpBackend } from './cgi.js';
 import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
 import { Repository, type RepoSettings } from './repository.js';
 import { SpoolSet, SpoolUnavailableError } from './spool.js';
-import { SnapshotService } from './snapshots.js';
+import { CorruptMirrorSnapshotError, SnapshotService } from './snapshots.js';
 import type { Cache } from '../../cache/cache.js';
+import type { MetadataStore } from '../../metadata/store.js';
 import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstream.js';
 
 const gitSchema = z.strictObject({
@@ -36,6 +37,11 @@ const MAX_REQUEST_BODY = 64 << 20;
 /** Mirror responses are held back up to this size so a `not our ref` failure can still go upstream. */
 const HOLD_BACK_BYTES = 1 << 20;
 const SERVE_TIMEOUT_MS = 60 * 60_000;
+/** First retry of a failed mirror restore after a cold serve; doubles up to the maximum. */
+const RESTORE_RETRY_MS = 30_000;
+const RESTORE_RETRY_MAX_MS = 30 * 60_000;
+/** Metadata namespace of cross-replica snapshot generation claims. */
+const CLAIMS_NAMESPACE = 'git-snapshot-claims';
 
 class BodyTooLargeError extends Error {}
 
@@ -70,11 +76,18 @@ class GitStrategy implements Strategy {
   private warm = false;
   private readonly snapshots: SnapshotService;
   private readonly periodicScheduled = new Set<string>();
+  /** Mirror restores pending after cold serves, and the backoff of the next retry. */
+  private readonly restores = new Map<string, { backoffMs: number; timer?: NodeJS.Timeout }>();
+  private readonly restoring = new Set<string>();
+  /** Identifies this replica in generation claims. */
+  private readonly replicaId = randomUUID();
+  private closing = false;
 
   constructor(
     private readonly config: GitConfig,
     private readonly logger: Logger,
     cache: Cache,
+    private readonly metadata: MetadataStore,
     mirrorRoot: string,
     stateDir: string,
     clone: Record<string, unknown>,
@@ -111,6 +124,7 @@ class GitStrategy implements Strategy {
       refCheckIntervalMs: this.settings.refCheckIntervalMs,
       ensureReady: (repo, signal) => this.ensureReady(repo, signal),
       background: (repo, id, job) => void this.scheduler.submit(repo.upstreamURL, id, job).catch(() => undefined),
+      coldServed: (repo, served) => this.scheduleMirrorRestore(repo, served),
     });
   }
 
@@ -128,15 +142,77 @@ class GitStrategy implements Strategy {
     if (interval <= 0 || this.periodicScheduled.has(repo.upstreamURL)) return;
     this.periodicScheduled.add(repo.upstreamURL);
     this.scheduler.periodic(repo.upstreamURL, 'snapshot', interval, async () => {
+      if (!(await this.claimGeneration(repo, 'snapshot', interval))) return;
       await repo.fetch();
       const commit = await this.snapshots.generateWorkstation(repo);
       this.logger.info({ upstream: repo.upstreamURL, commit: commit ?? 'unchanged' }, 'workstation snapshot');
     });
     const mirrorInterval = this.config['mirror-snapshot-interval'] || interval;
     this.scheduler.periodic(repo.upstreamURL, 'mirror-snapshot', mirrorInterval, async () => {
+      if (!(await this.claimGeneration(repo, 'mirror-snapshot', mirrorInterval))) return;
       const commit = await this.snapshots.generateMirror(repo);
       this.logger.info({ upstream: repo.upstreamURL, commit: commit ?? 'unchanged' }, 'mirror snapshot');
     });
+  }
+
+  /**
+   * One replica generates each artifact per interval: the claim lasts slightly less than the
+   * interval so the holder renews it on its next run, and a crashed holder's claim lapses.
+   * An unreachable metadata store means generating anyway (duplicate work beats no snapshots).
+   */
+  private async claimGeneration(repo: Repository, kind: string, intervalMs: number): Promise<boolean> {
+    try {
+      const won = await this.metadata.claim(CLAIMS_NAMESPACE, `${repo.upstreamURL}#${kind}`, this.replicaId, Math.max(1_000, intervalMs - Math.min(intervalMs / 10, 60_000)));
+      if (!won) this.logger.debug({ upstream: repo.upstreamURL, kind }, 'another replica generates this interval');
+      return won;
+    } catch (err) {
+      this.logger.warn({ err, upstream: repo.upstreamURL, kind }, 'generation claim failed; generating anyway');
+      return true;
+    }
+  }
+
+  /**
+   * After a cold serve, restores the mirror from its cached mirror snapshot in the background
+   * (once the cold reads are done, so they keep the bandwidth), verified by a fetch. It never
+   * falls back to a full clone; a failure leaves the repository Empty and is retried with backoff.
+   */
+  private scheduleMirrorRestore(repo: Repository, served: Promise<void>, delayMs = 0): void {
+    const url = repo.upstreamURL;
+    if (this.closing || repo.state !== 'empty' || this.restoring.has(url)) return;
+    const pending = this.restores.get(url);
+    if (pending?.timer && delayMs === 0) return; // a retry is already armed
+    this.restoring.add(url);
+    void served
+      .catch(() => undefined)
+      .then(async () => {
+        if (repo.state !== 'empty' || !(await this.snapshots.hasMirrorSnapshot(repo))) return;
+        if (!repo.tryStartCloning()) return;
+        this.logger.info({ upstream: url }, 'restoring mirror from its snapshot after a cold serve');
+        await this.runClone(repo, async (target, signal) => {
+          if ((await this.snapshots.restoreMirror(repo, target, signal)) === 'absent') throw new Error('mirror snapshot disappeared');
+          await repo.freshenRestored(target, signal);
+        });
+        if ((repo.state as string) !== 'ready') throw new Error('mirror restore did not complete');
+      })
+      .then(
+        () => {
+          const entry = this.restores.get(url);
+          if (entry?.timer) clearTimeout(entry.timer);
+          this.restores.delete(url);
+        },
+        (err: Error) => {
+          const backoffMs = Math.min(RESTORE_RETRY_MAX_MS, (this.restores.get(url)?.backoffMs ?? RESTORE_RETRY_MS / 2) * 2);
+          this.logger.warn({ err: err.message, upstream: url, retryInMs: backoffMs }, 'mirror restore failed; will retry');
+          const timer = setTimeout(() => {
+            const entry = this.restores.get(url);
+            if (entry) delete entry.timer;
+            this.scheduleMirrorRestore(repo, Promise.resolve(), 1);
+          }, backoffMs);
+          timer.unref();
+          this.restores.set(url, { backoffMs, timer });
+        },
+      )
+      .finally(() => this.restoring.delete(url));
   }
 
   ready(): boolean {
@@ -245,18 +321,43 @@ class GitStrategy implements Strategy {
   /** Starts the background clone unless someone else already did. */
   private startClone(repo: Repository): void {
     if (!repo.tryStartCloning()) return;
+    void this.runClone(repo, (target, signal) => this.populateMirror(repo, target, signal)).catch(() => undefined);
+  }
+
+  /**
+   * A new mirror comes from the cached mirror snapshot when one exists (verified by a fetch before
+   * Ready), else from a full upstream clone. A corrupt snapshot is discarded and cloning proceeds.
+   */
+  private async populateMirror(repo: Repository, target: string, signal: AbortSignal): Promise<void> {
+    try {
+      if ((await this.snapshots.restoreMirror(repo, target, signal)) === 'restored') {
+        await repo.freshenRestored(target, signal);
+        this.logger.info({ upstream: repo.upstreamURL }, 'mirror restored from its snapshot');
+        return;
+      }
+    } catch (err) {
+      if (!(err instanceof CorruptMirrorSnapshotError)) throw err;
+      await fs.rm(target, { recursive: true, force: true });
+    }
+    await repo.cloneFromUpstream(target, signal);
+  }
+
+  /** Runs a clone job for a repository the caller moved to Cloning; always ends Ready or Empty. */
+  private async runClone(repo: Repository, populate: (target: string, signal: AbortSignal) => Promise<void>): Promise<void> {
     this.spools.set(repo.upstreamURL, new SpoolSet(path.join(this.spoolRoot, createHash('sha256').update(repo.upstreamURL).digest('hex').slice(0, 24))));
-    this.scheduler
-      .submit(repo.upstreamURL, 'clone', (signal) => repo.clone(signal), { clone: true })
-      .then(() => this.schedulePeriodic(repo))
-      .catch((err: Error) => this.logger.warn({ err, upstream: repo.upstreamURL }, 'clone failed'))
-      .finally(() => {
-        // A clone job that could not even run (scheduler stopping) must not leave the repository Cloning.
-        if (repo.state === 'cloning' && !repo.cloneInProgress) repo.reset();
-        const set = this.spools.get(repo.upstreamURL);
-        this.spools.delete(repo.upstreamURL);
-        void set?.close();
-      });
+    try {
+      await this.scheduler.submit(repo.upstreamURL, 'clone', (signal) => repo.clone(signal, populate), { clone: true });
+      this.schedulePeriodic(repo);
+    } catch (err) {
+      this.logger.warn({ err, upstream: repo.upstreamURL }, 'clone failed');
+      throw err;
+    } finally {
+      // A clone job that could not even run (scheduler stopping) must not leave the repository Cloning.
+      if (repo.state === 'cloning' && !repo.cloneInProgress) repo.reset();
+      const set = this.spools.get(repo.upstreamURL);
+      this.spools.delete(repo.upstreamURL);
+      void set?.close();
+    }
   }
 
   private async serveFromSpool(req: IncomingMessage, res: ServerResponse, repo: Repository, url: URL, body: Buffer): Promise<void> {
@@ -346,6 +447,8 @@ class GitStrategy implements Strategy {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    for (const entry of this.restores.values()) if (entry.timer) clearTimeout(entry.timer);
     await this.scheduler.drain();
     await Promise.all([...this.spools.values()].map((s) => s.close()));
   }
@@ -357,7 +460,7 @@ export const gitStrategyProvider: StrategyProvider = {
   async create(ctx: StrategyContext<GitConfig>) {
     const clone = (ctx.global.blocks['git-clone'] ?? {}) as Record<string, unknown>;
     const mirrorRoot = path.resolve(ctx.global.state, typeof clone['mirror-root'] === 'string' ? clone['mirror-root'] : 'git-mirrors');
-    const strategy = new GitStrategy(ctx.config, ctx.logger, ctx.cache, mirrorRoot, ctx.global.state, clone, (ctx.global.blocks['scheduler'] ?? {}) as Record<string, unknown>);
+    const strategy = new GitStrategy(ctx.config, ctx.logger, ctx.cache, ctx.metadata, mirrorRoot, ctx.global.state, clone, (ctx.global.blocks['scheduler'] ?? {}) as Record<string, unknown>);
     await strategy.start();
     // Parse the raw URL ourselves: the router decodes escapes, and the path must be validated as sent.
     ctx.routes.on(['GET', 'POST'], '/git/*', (req, res, _params, query) => strategy.handle(req, res, (req.url ?? '').split('?')[0]?.slice('/git/'.length) ?? '', query));
