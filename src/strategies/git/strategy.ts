@@ -28,6 +28,7 @@ const gitSchema = z.strictObject({
   'bundle-cache-ttl': duration().default(2 * 3_600_000).describe('How long delta bundles stay cached.'),
   'allowed-hosts': z.array(z.string()).default([]).describe('Upstream hosts hoard may contact (empty = any).'),
   'plain-http-hosts': z.array(z.string()).default([]).describe('Hosts (with port) reached over http:// instead of https://.'),
+  'mirror-restore-retry': duration().default(30_000).describe('First retry delay of a failed background mirror restore after a cold serve (doubles up to 30m).'),
 });
 
 type GitConfig = z.output<typeof gitSchema>;
@@ -37,8 +38,7 @@ const MAX_REQUEST_BODY = 64 << 20;
 /** Mirror responses are held back up to this size so a `not our ref` failure can still go upstream. */
 const HOLD_BACK_BYTES = 1 << 20;
 const SERVE_TIMEOUT_MS = 60 * 60_000;
-/** First retry of a failed mirror restore after a cold serve; doubles up to the maximum. */
-const RESTORE_RETRY_MS = 30_000;
+/** Longest wait between retries of a failed mirror restore. */
 const RESTORE_RETRY_MAX_MS = 30 * 60_000;
 /** Metadata namespace of cross-replica snapshot generation claims. */
 const CLAIMS_NAMESPACE = 'git-snapshot-claims';
@@ -201,7 +201,7 @@ class GitStrategy implements Strategy {
           this.restores.delete(url);
         },
         (err: Error) => {
-          const backoffMs = Math.min(RESTORE_RETRY_MAX_MS, (this.restores.get(url)?.backoffMs ?? RESTORE_RETRY_MS / 2) * 2);
+          const backoffMs = Math.min(RESTORE_RETRY_MAX_MS, (this.restores.get(url)?.backoffMs ?? this.config['mirror-restore-retry'] / 2) * 2);
           this.logger.warn({ err: err.message, upstream: url, retryInMs: backoffMs }, 'mirror restore failed; will retry');
           const timer = setTimeout(() => {
             const entry = this.restores.get(url);
