@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
 import { BackendCache, ObjectWriter, clampTtl, type Backend } from './backend.js';
@@ -8,7 +8,7 @@ import { checkConditions, resolveRange, type Conditions, type ReadConditions } f
 import { CacheError, notFound } from './errors.js';
 import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
 import type { CacheKey } from './key.js';
-import { isMissing, isPreconditionFailed } from './s3-client.js';
+import { isMissing } from './s3-client.js';
 import { orderedChunks } from '../util/ordered-chunks.js';
 
 const MiB = 1024 * 1024;
@@ -29,29 +29,28 @@ export interface S3CacheOptions {
 }
 
 /**
- * The mutable half of an object, in `<data key>.meta`. An object is committed only once this
- * companion exists and names the data object's tag: a data object without it (a crash between
- * the two writes, or a writer still finishing) is invisible.
+ * The index object at `<ns>/<xx>/<key>`: names the immutable body object of the committed write.
+ * Writing it is the commit: a body whose upload was cut off, or whose writer lost a race to a
+ * concurrent one, is never named, so readers always see one complete write.
  */
-interface Companion {
+interface IndexRecord {
   tag: string;
+  size: number;
   expiresAt: number;
   headers: StoredHeaders;
 }
 
-/** What a HEAD of data + companion established about a live object. */
+/** What reading the index established about a live object. */
 interface Live {
-  dataKey: string;
-  size: number;
-  /** S3's own ETag of the data object, used to pin body reads to this exact version. */
-  s3ETag: string;
-  companion: Companion;
+  indexKey: string;
+  /** S3 ETag of the index object, for conditional rewrites (sliding TTL). */
+  indexETag: string;
+  bodyKey: string;
+  record: IndexRecord;
 }
 
-function encodeHeaders(headers: StoredHeaders): string {
-  // S3 user metadata travels as HTTP headers: keep it ASCII whatever the stored headers hold.
-  return Buffer.from(JSON.stringify(headers)).toString('base64url');
-}
+/** Superseded bodies stay this long so reads that started before a replacement can finish. */
+const SUPERSEDED_GRACE_MS = 10 * 60_000;
 
 async function readSmall(body: unknown): Promise<string> {
   const chunks: Buffer[] = [];
@@ -79,79 +78,85 @@ function s3Error(action: string, err: unknown): CacheError | Error {
 }
 
 /**
- * Shared authoritative tier on S3 (reference §3.3): streaming multipart writes with bounded
- * memory, a companion object that commits each write, conditionals evaluated against hoard's
- * ETag, and body reads pinned to the S3 version that was HEADed.
+ * Shared authoritative tier on S3 (reference §3.3, with one deliberate layout change): every
+ * write uploads an immutable body object under a fresh tag with a streaming multipart upload,
+ * then commits by writing the small index object that names it. Readers read the index and then
+ * the named body, so bytes and headers always come from the same write and body reads need no
+ * version pinning. Conditionals are evaluated against hoard's ETag from the index.
  */
 class S3Backend implements Backend {
+  private readonly sweeps = new Set<NodeJS.Timeout>();
+
   constructor(private readonly opts: S3CacheOptions) {}
 
-  private dataKey(ns: string, key: CacheKey): string {
+  private indexKey(ns: string, key: CacheKey): string {
     return `${ns ? `${ns}/` : ''}${key.slice(0, 2)}/${key}`;
   }
 
+  private send<T>(command: object, signal?: AbortSignal): Promise<T> {
+    return this.opts.client.send(command as never, signal ? { abortSignal: signal } : {}) as Promise<T>;
+  }
+
   private async live(ns: string, key: CacheKey, signal?: AbortSignal): Promise<Live> {
-    const dataKey = this.dataKey(ns, key);
-    const { client, bucket } = this.opts;
-    const [head, meta] = await Promise.allSettled([
-      client.send(new HeadObjectCommand({ Bucket: bucket, Key: dataKey }), signal ? { abortSignal: signal } : {}),
-      client.send(new GetObjectCommand({ Bucket: bucket, Key: `${dataKey}.meta` }), signal ? { abortSignal: signal } : {}).then((r) => readSmall(r.Body)),
-    ]);
-    if (head.status === 'rejected') {
-      if (isMissing(head.reason)) throw notFound();
-      throw s3Error('HEAD', head.reason);
-    }
-    if (meta.status === 'rejected') {
-      if (isMissing(meta.reason)) throw notFound();
-      throw s3Error('GET companion', meta.reason);
-    }
-    let companion: Companion;
+    const indexKey = this.indexKey(ns, key);
+    let text: string;
+    let indexETag: string;
     try {
-      companion = JSON.parse(meta.value) as Companion;
+      const res = await this.send<GetObjectCommandOutput>(new GetObjectCommand({ Bucket: this.opts.bucket, Key: indexKey }), signal);
+      text = await readSmall(res.Body);
+      indexETag = res.ETag ?? '';
+    } catch (err) {
+      if (isMissing(err)) throw notFound();
+      throw s3Error('GET index', err);
+    }
+    let record: IndexRecord;
+    try {
+      record = JSON.parse(text) as IndexRecord;
+      if (typeof record.tag !== 'string' || !/^[0-9a-f]{32}$/.test(record.tag) || typeof record.size !== 'number') throw new Error('bad index');
     } catch {
       throw notFound();
     }
-    if (head.value.Metadata?.['tag'] !== companion.tag) throw notFound();
-    if (companion.expiresAt <= Date.now()) {
-      void this.remove(dataKey).catch(() => undefined);
+    const live = { indexKey, indexETag, bodyKey: `${indexKey}.${record.tag}.data`, record };
+    if (record.expiresAt <= Date.now()) {
+      void this.removeLive(live).catch(() => undefined);
       throw notFound();
     }
-    return { dataKey, size: head.value.ContentLength ?? 0, s3ETag: head.value.ETag ?? '', companion };
+    return live;
   }
 
   async stat(ns: string, key: CacheKey, cond: Conditions): Promise<StatResult> {
     const live = await this.live(ns, key);
-    checkConditions(cond, live.companion.headers);
-    return { headers: headersForRead(live.companion.headers, live.size), size: live.size };
+    checkConditions(cond, live.record.headers);
+    return { headers: headersForRead(live.record.headers, live.record.size), size: live.record.size };
   }
 
   async open(ns: string, key: CacheKey, cond: ReadConditions & { signal?: AbortSignal }): Promise<OpenResult> {
     const live = await this.live(ns, key, cond.signal);
-    const stored = live.companion.headers;
+    const { headers: stored, size } = live.record;
     checkConditions(cond, stored);
-    const range = resolveRange(cond, stored['etag'], live.size);
+    const range = resolveRange(cond, stored['etag'], size);
     this.slideExpiry(live);
     if (!range) {
-      const body = await this.body(live, 0, live.size - 1, live.size > this.opts.downloadPartBytes, cond.signal);
-      return { status: 200, headers: headersForRead(stored, live.size), size: live.size, body };
+      const body = await this.body(live, 0, size - 1, size > this.opts.downloadPartBytes, cond.signal);
+      return { status: 200, headers: headersForRead(stored, size), size, body };
     }
     const length = range.end - range.start + 1;
     const headers = headersForRead(stored, length);
-    headers['content-range'] = `bytes ${range.start}-${range.end}/${live.size}`;
+    headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
     const body = await this.body(live, range.start, range.end, length >= PARALLEL_RANGE_MIN, cond.signal);
-    return { status: 206, headers, size: live.size, body };
+    return { status: 206, headers, size, body };
   }
 
-  /** Bytes `start..end` of the HEADed version; parallel sub-range GETs when `parallel` and allowed. */
+  /** Bytes `start..end` of the committed body; parallel sub-range GETs when `parallel` and allowed. */
   private async body(live: Live, start: number, end: number, parallel: boolean, signal?: AbortSignal): Promise<Readable> {
-    if (live.size === 0) return new PassThrough().end();
+    if (live.record.size === 0) return new PassThrough().end();
     const length = end - start + 1;
     const concurrency = this.opts.downloadConcurrency;
-    if (!parallel || concurrency <= 1) return this.rangeStream(live, start, end, signal);
+    if (!parallel || concurrency <= 1) return (await this.get(live, start, end, signal)).Body as Readable;
     const part = Math.min(this.opts.downloadPartBytes, Math.max(MIN_SUBRANGE, Math.ceil(length / concurrency)));
     const count = Math.ceil(length / part);
-    // The first sub-range's answer is awaited before returning so a vanished object fails the
-    // open, not the body; its bytes are read once the consumer asks for them.
+    // The first sub-range's answer is awaited before returning so a vanished body fails the
+    // open, not the stream; its bytes are read once the consumer asks for them.
     const firstEnd = Math.min(end, start + part - 1);
     const first = await this.get(live, start, firstEnd, signal);
     return orderedChunks({
@@ -168,71 +173,65 @@ class S3Backend implements Backend {
     });
   }
 
-  private async get(live: Live, start: number, end: number, signal?: AbortSignal) {
+  private async get(live: Live, start: number, end: number, signal?: AbortSignal): Promise<GetObjectCommandOutput> {
     try {
-      return await this.opts.client.send(
-        new GetObjectCommand({ Bucket: this.opts.bucket, Key: live.dataKey, Range: `bytes=${start}-${end}`, IfMatch: live.s3ETag }),
-        signal ? { abortSignal: signal } : {},
-      );
+      return await this.send<GetObjectCommandOutput>(new GetObjectCommand({ Bucket: this.opts.bucket, Key: live.bodyKey, Range: `bytes=${start}-${end}` }), signal);
     } catch (err) {
-      // Replaced or removed since the HEAD: the version we promised is gone.
-      if (isMissing(err) || isPreconditionFailed(err)) throw notFound();
+      // Superseded and swept since the index was read: the write we promised is gone.
+      if (isMissing(err)) throw notFound();
       throw s3Error('GET', err);
     }
   }
 
-  private async rangeStream(live: Live, start: number, end: number, signal?: AbortSignal): Promise<Readable> {
-    const res = await this.get(live, start, end, signal);
-    return res.Body as Readable;
-  }
-
-  /** Sliding TTL: a read in the second half of an object's life renews it to the full maximum. */
+  /**
+   * Sliding TTL: a read in the second half of an object's life renews it to the full maximum.
+   * Conditional on the index we read, so a renewal never undoes a concurrent replacement.
+   */
   private slideExpiry(live: Live): void {
     const now = Date.now();
-    if (live.companion.expiresAt - now >= this.opts.maxTtlMs / 2) return;
-    const companion: Companion = { ...live.companion, expiresAt: Math.ceil((now + this.opts.maxTtlMs) / 1000) * 1000 };
-    void this.putCompanion(live.dataKey, companion).catch(() => undefined);
+    if (live.record.expiresAt - now >= this.opts.maxTtlMs / 2) return;
+    const record: IndexRecord = { ...live.record, expiresAt: Math.ceil((now + this.opts.maxTtlMs) / 1000) * 1000 };
+    void this.putIndex(live.indexKey, record, live.indexETag).catch(() => undefined);
   }
 
-  private putCompanion(dataKey: string, companion: Companion): Promise<unknown> {
-    return this.opts.client.send(
-      new PutObjectCommand({ Bucket: this.opts.bucket, Key: `${dataKey}.meta`, Body: JSON.stringify(companion), ContentType: 'application/json' }),
-      { abortSignal: AbortSignal.timeout(30_000) },
+  private putIndex(indexKey: string, record: IndexRecord, ifMatch?: string): Promise<unknown> {
+    return this.send(
+      new PutObjectCommand({ Bucket: this.opts.bucket, Key: indexKey, Body: JSON.stringify(record), ContentType: 'application/json', ...(ifMatch ? { IfMatch: ifMatch } : {}) }),
+      AbortSignal.timeout(30_000),
     );
   }
 
-  /** Removes the data object only if it is still the one `tag` wrote (a concurrent writer's survives). */
-  private async removeIfOurs(dataKey: string, tag: string): Promise<void> {
-    try {
-      const head = await this.opts.client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: dataKey }), { abortSignal: AbortSignal.timeout(30_000) });
-      if (head.Metadata?.['tag'] !== tag) return;
-      await this.opts.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: dataKey }), { abortSignal: AbortSignal.timeout(30_000) });
-    } catch {
-      // Best effort: without a companion naming its tag the object is invisible anyway.
-    }
+  private deleteObject(key: string): Promise<unknown> {
+    return this.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: key }), AbortSignal.timeout(30_000));
+  }
+
+  /** Deletes a superseded body after the grace period (a crash before then leaves it to the bucket's lifecycle rule). */
+  private sweepLater(bodyKey: string): void {
+    const timer = setTimeout(() => {
+      this.sweeps.delete(timer);
+      void this.deleteObject(bodyKey).catch(() => undefined);
+    }, SUPERSEDED_GRACE_MS);
+    timer.unref();
+    this.sweeps.add(timer);
   }
 
   create(ns: string, key: CacheKey, headers: StoredHeaders, opts: CreateOptions): CacheWriter {
     const stored = prepareStoredHeaders(headers, opts.etag);
     const ttl = clampTtl(opts.ttlMs, this.opts.maxTtlMs);
-    const dataKey = this.dataKey(ns, key);
+    const indexKey = this.indexKey(ns, key);
     const tag = randomBytes(16).toString('hex');
+    const bodyKey = `${indexKey}.${tag}.data`;
     // The SDK buffers one part per upload slot; this pipe adds a bounded cushion so a producer
     // (tar | zstd) keeps running while every slot is busy sending.
     const pipe = new PassThrough({ highWaterMark: 8 * MiB });
+    let size = 0;
     let upload: Upload | undefined;
     let done: Promise<unknown> | undefined;
     const start = () => {
       if (done) return done;
       upload = new Upload({
         client: this.opts.client,
-        params: {
-          Bucket: this.opts.bucket,
-          Key: dataKey,
-          Body: pipe,
-          Metadata: { tag, headers: encodeHeaders(stored) },
-          ...(stored['content-type'] ? { ContentType: stored['content-type'] } : {}),
-        },
+        params: { Bucket: this.opts.bucket, Key: bodyKey, Body: pipe, ...(stored['content-type'] ? { ContentType: stored['content-type'] } : {}) },
         queueSize: this.opts.uploadConcurrency,
         partSize: this.opts.uploadPartBytes,
         leavePartsOnError: false,
@@ -246,6 +245,7 @@ class S3Backend implements Backend {
       {
         write: async (chunk) => {
           start();
+          size += chunk.length;
           if (pipe.write(chunk)) return;
           await Promise.race([new Promise<void>((resolve) => pipe.once('drain', () => resolve())), failed()]);
         },
@@ -257,38 +257,39 @@ class S3Backend implements Backend {
           } catch (err) {
             throw s3Error('upload', err);
           }
-          const companion: Companion = { tag, expiresAt: Math.ceil((Date.now() + ttl) / 1000) * 1000, headers: stored };
+          const previous = await this.live(ns, key).catch(() => undefined);
+          const record: IndexRecord = { tag, size, expiresAt: Math.ceil((Date.now() + ttl) / 1000) * 1000, headers: stored };
           try {
-            await this.putCompanion(dataKey, companion);
+            await this.putIndex(indexKey, record);
           } catch (err) {
-            await this.removeIfOurs(dataKey, tag);
-            throw s3Error('PUT companion', err);
+            await this.deleteObject(bodyKey).catch(() => undefined);
+            throw s3Error('PUT index', err);
           }
+          if (previous && previous.bodyKey !== bodyKey) this.sweepLater(previous.bodyKey);
         },
         discard: async () => {
           pipe.destroy();
           if (!upload) return;
           await upload.abort().catch(() => undefined);
           await done?.catch(() => undefined);
-          // A small body may already have landed as a single PUT; it has no companion, but tidy up.
-          await this.removeIfOurs(dataKey, tag);
+          // A small body may already have landed as a single PUT; nothing names it, but tidy up.
+          await this.deleteObject(bodyKey).catch(() => undefined);
         },
       },
       opts.signal,
     );
   }
 
-  private async remove(dataKey: string): Promise<void> {
-    const { client, bucket } = this.opts;
-    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${dataKey}.meta` }));
-    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: dataKey }));
+  private async removeLive(live: Live): Promise<void> {
+    // Index first: the object stops being visible even if the body delete then fails.
+    await this.deleteObject(live.indexKey);
+    await this.deleteObject(live.bodyKey).catch(() => undefined);
   }
 
   async delete(ns: string, key: CacheKey): Promise<void> {
     const live = await this.live(ns, key);
     try {
-      // Companion first: the object stops being visible even if the data delete then fails.
-      await this.remove(live.dataKey);
+      await this.removeLive(live);
     } catch (err) {
       throw s3Error('DELETE', err);
     }
@@ -304,7 +305,9 @@ class S3Backend implements Backend {
   }
 
   async close(): Promise<void> {
-    // The client is shared with other consumers; it lives as long as the process.
+    // Pending sweeps are dropped (lifecycle rules collect them); the client is shared and stays.
+    for (const timer of this.sweeps) clearTimeout(timer);
+    this.sweeps.clear();
   }
 
   describe(): string {

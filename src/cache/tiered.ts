@@ -175,8 +175,16 @@ class TieredCache implements Cache {
         Promise.all(waits).then(() => cb(), (err: Error) => cb(err));
       },
       final: (cb) => {
-        for (const w of writers) w.end();
-        Promise.all(writers.map(waitFor))
+        // The authoritative tier commits first: if it fails, the near tiers are discarded, so a
+        // write that did not reach shared storage never becomes visible anywhere.
+        const last = writers[writers.length - 1] as Writable;
+        const near = writers.slice(0, -1);
+        last.end();
+        waitFor(last)
+          .then(() => {
+            for (const w of near) w.end();
+            return Promise.all(near.map(waitFor));
+          })
           .then(() => this.metadata.set(this.ns, key, `"${etag}"`).catch(() => undefined))
           .then(() => cb(), (err: Error) => {
             destroyAll(err);

@@ -69,7 +69,7 @@ const dataPath = (kind: 'snapshot' | 'mirror-snapshot') => {
 };
 const inS3 = (kind: 'snapshot' | 'mirror-snapshot') =>
   s3Client()
-    .send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `${dataPath(kind)}.meta` }))
+    .send(new HeadObjectCommand({ Bucket: s3.bucket, Key: dataPath(kind) }))
     .then(() => true, () => false);
 const mirrorReady = (r: TestServer) => fs.stat(path.join(r.stateDir, 'git-mirrors', upstream.hostPort, 'org', 'app.git', 'HEAD')).then(() => true, () => false);
 
@@ -122,7 +122,7 @@ describe('replicas sharing one bucket', () => {
         }),
       );
       for (const body of bodies) assert.ok(body.equals(seedSnapshot), 'every caller gets the published snapshot');
-      const dataReads = s3.requests.filter((r) => r.method === 'GET' && r.path.endsWith(dataPath('snapshot')));
+      const dataReads = s3.requests.filter((r) => r.method === 'GET' && r.path.includes(dataPath('snapshot')) && r.path.endsWith('.data'));
       assert.equal(dataReads.length, 1, `S3 reads of the snapshot: ${JSON.stringify(dataReads)}`);
       // The background restore needs the upstream to verify the mirror, so it fails and is retried;
       // it never turns into a full clone and the repository stays Empty meanwhile.

@@ -53,7 +53,7 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
       if (!sent) sendText(res, 404, 'Cache object not found');
     } catch (err) {
       logger.error({ err }, 'open failed');
-      sendText(res, 500, 'Failed to open cache object');
+      sendText(res, 500, `Failed to open cache object: ${(err as Error).message}`);
     }
   });
 
@@ -118,7 +118,7 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
       if (isCacheError(err, 'not-found')) sendText(res, 404, 'Cache object not found');
       else {
         logger.error({ err }, 'delete failed');
-        sendText(res, 500, 'Failed to delete cache object');
+        sendText(res, 500, `Failed to delete cache object: ${(err as Error).message}`);
       }
     }
   });
@@ -131,7 +131,7 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
       res.writeHead(200, { 'content-length': 0 }).end();
     } catch (err) {
       logger.error({ err }, 'invalidate failed');
-      sendText(res, 500, 'Failed to invalidate cache object');
+      sendText(res, 500, `Failed to invalidate cache object: ${(err as Error).message}`);
     }
   });
 

@@ -1,0 +1,120 @@
+/**
+ * Failure paths of the S3 tier with real processes: a replica killed with SIGKILL mid-upload
+ * leaves nothing visible, and an unreachable S3 leaves the local tiers serving with clear errors.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { sharedS3Client } from '../../src/cache/s3-client.js';
+import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
+import { startTestServer } from '../fixtures/server.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const MiB = 1024 * 1024;
+let work: string;
+
+before(async () => {
+  work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-s3fail-'));
+});
+after(async () => {
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+const s3Block = (s3: S3rverHandle) => `s3 {
+  endpoint = "${s3.endpoint}"
+  region = "us-east-1"
+  use-ssl = false
+  use-path-style = true
+  access-key-id = "S3RVER"
+  secret-access-key = "S3RVER"
+}`;
+
+const listed = async (s3: S3rverHandle, prefix: string) => {
+  const client = sharedS3Client({ endpoint: s3.endpoint, region: 'us-east-1', 'use-ssl': false, 'skip-ssl-verify': false, 'use-path-style': true, 'access-key-id': 'S3RVER', 'secret-access-key': 'S3RVER' });
+  return ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key);
+};
+
+test('kill -9 of a hoard process during an S3 upload leaves nothing visible', async () => {
+  const s3 = await startS3rver();
+  const state = path.join(work, 'killed');
+  await fs.mkdir(state);
+  const config = path.join(state, 'hoard.hcl');
+  await fs.writeFile(config, `state = "${state}"\nbind = "127.0.0.1:0"\nmetrics { port = 0 }\n${s3Block(s3)}\ncache s3 {\n  bucket = "${s3.bucket}"\n  upload-part-size-mb = 5\n}\nmetadata memory {}\n`);
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve', '--config', config], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const kill = () => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  try {
+    let stderr = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`hoard did not start: ${stderr}`)), 30_000);
+      child.stderr!.on('data', (c: Buffer) => {
+        stderr += c;
+        const m = /listening on (http:\/\/\S+)/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1] as string);
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`hoard exited ${code}: ${stderr}`)));
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const upload = http.request(`${url}/api/v1/object/crashy/big`, { method: 'POST' });
+    upload.on('error', () => undefined);
+    // More than two parts' worth, then stop short of the end: the upload is mid-flight.
+    for (let i = 0; i < 12; i++) {
+      if (!upload.write(randomBytes(MiB))) await new Promise((r) => upload.once('drain', r));
+    }
+    const deadline = Date.now() + 30_000;
+    while (!s3.requests.some((r) => r.method === 'PUT' && r.path.includes('/crashy/')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(s3.requests.some((r) => r.method === 'PUT' && r.path.includes('/crashy/')), 'a part reached S3 before the kill');
+    kill();
+    await exited;
+    upload.destroy();
+    assert.deepEqual(await listed(s3, 'crashy/'), [], 'no data object or companion became visible');
+    const reader = await startTestServer({ hcl: `${s3Block(s3)}\ncache s3 { bucket = "${s3.bucket}" }\nmetadata memory {}\nmetrics { port = 0 }\n` });
+    try {
+      assert.equal((await fetch(`${reader.url}/api/v1/object/crashy/big`)).status, 404);
+    } finally {
+      await reader.close();
+    }
+  } finally {
+    kill();
+    await s3.stop();
+  }
+});
+
+test('S3 unreachable: the disk tier keeps serving, writes fail with a clear error, start-up names the problem', async () => {
+  const s3 = await startS3rver();
+  const hcl = `${s3Block(s3)}\ncache disk {}\ncache s3 { bucket = "${s3.bucket}" }\nmetadata memory {}\nmetrics { port = 0 }\n`;
+  const server = await startTestServer({ hcl });
+  try {
+    const body = randomBytes(64 * 1024);
+    assert.equal((await fetch(`${server.url}/api/v1/object/ns/kept`, { method: 'POST', body })).status, 200);
+    await s3.stop();
+    const got = await fetch(`${server.url}/api/v1/object/ns/kept`);
+    assert.equal(got.status, 200);
+    assert.ok(Buffer.from(await got.arrayBuffer()).equals(body));
+    const write = await fetch(`${server.url}/api/v1/object/ns/new`, { method: 'POST', body: 'x' });
+    assert.equal(write.status, 500);
+    assert.match(await write.text(), /S3 .*failed.*(ECONNREFUSED|connect)/i);
+    // Not on disk, and the authoritative tier cannot be asked: an outage, not a miss.
+    const after = await fetch(`${server.url}/api/v1/object/ns/new`);
+    assert.equal(after.status, 500);
+    assert.match(await after.text(), /Failed to open cache object: S3 GET index failed: .*ECONNREFUSED/);
+  } finally {
+    await server.close();
+  }
+  await assert.rejects(startTestServer({ hcl }), /cache s3: S3 bucket "hoard-test" is not usable \(.*ECONNREFUSED/);
+});
