@@ -95,32 +95,35 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
 
   const target = path.resolve(opts.dir);
   const existing = await fs.readdir(target).catch(() => undefined);
-  if (existing && existing.length > 0) {
-    log(`extracting into existing directory ${target} (merging)`);
-    await extractArchive(body, target, { threads: opts.zstdThreads ?? 0, ...(opts.signal ? { signal: opts.signal } : {}) });
-  } else {
-    const staging = path.join(path.dirname(target), `.hoard-restore-${randomBytes(6).toString('hex')}`);
+  const merging = existing !== undefined && existing.length > 0;
+  // A new target is built completely (snapshot, bundle, refs) in staging on the same filesystem
+  // and renamed into place only when every step worked.
+  const work = merging ? target : path.join(path.dirname(target), `.hoard-restore-${randomBytes(6).toString('hex')}`);
+  if (merging) log(`extracting into existing directory ${target} (merging)`);
+  let bundle: GitRestoreResult['bundle'] = opts.noBundle ? 'skipped' : 'not-advertised';
+  let fetchedRefs = false;
+  try {
     try {
-      await extractArchive(body, staging, { threads: opts.zstdThreads ?? 0, ...(opts.signal ? { signal: opts.signal } : {}) });
-      if (existing) await fs.rmdir(target);
-      await fs.rename(staging, target);
+      await extractArchive(body, work, { threads: opts.zstdThreads ?? 0, ...(opts.signal ? { signal: opts.signal } : {}) });
     } catch (err) {
-      await fs.rm(staging, { recursive: true, force: true });
       throw new Error(`restore snapshot: ${(err as Error).message}`);
     }
-  }
-
-  let bundle: GitRestoreResult['bundle'] = opts.noBundle ? 'skipped' : 'not-advertised';
-  if (!opts.noBundle && bundleUrl) {
-    bundle = await applyBundle(target, bundleUrl.startsWith('http') ? bundleUrl : `${base}/${bundleUrl.replace(/^\/+/, '')}`, auth, opts.signal);
-    if (bundle.startsWith('failed')) log(`Warning: failed to apply delta bundle: ${bundle.slice('failed: '.length)}`);
-  }
-
-  let fetchedRefs = false;
-  const refs = opts.refs ?? {};
-  const commits = opts.commits ?? [];
-  if (Object.keys(refs).length || commits.length) {
-    fetchedRefs = await satisfyRefs(target, `${base}/git/${host}/${repoPath}/ensure-refs`, refs, commits, auth, opts.signal);
+    if (!opts.noBundle && bundleUrl) {
+      bundle = await applyBundle(work, bundleUrl.startsWith('http') ? bundleUrl : `${base}/${bundleUrl.replace(/^\/+/, '')}`, auth, opts.signal);
+      if (bundle.startsWith('failed')) log(`Warning: failed to apply delta bundle: ${bundle.slice('failed: '.length)}`);
+    }
+    const refs = opts.refs ?? {};
+    const commits = opts.commits ?? [];
+    if (Object.keys(refs).length || commits.length) {
+      fetchedRefs = await satisfyRefs(work, `${base}/git/${host}/${repoPath}/ensure-refs`, refs, commits, auth, opts.signal);
+    }
+    if (!merging) {
+      if (existing) await fs.rmdir(target);
+      await fs.rename(work, target);
+    }
+  } catch (err) {
+    if (!merging) await fs.rm(work, { recursive: true, force: true });
+    throw err;
   }
   return { snapshotCommit, head: await git(target, ['rev-parse', 'HEAD']), bundle, fetchedRefs };
 }

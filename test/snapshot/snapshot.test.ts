@@ -135,6 +135,22 @@ describe('snapshots', () => {
     assert.equal(await gitAsync(['status', '--porcelain', '--branch'], restored), '## main...origin/main');
   });
 
+  test('restore with --commit (no bundle) makes sure the commit exists via ensure-refs', async () => {
+    const newest = await upstream.commit('org/app.git', 'wanted by CI');
+    const restored = path.join(work, 'restored-commit');
+    const result = await gitRestore({ server: hoard.url, repoUrl: upstreamUrl('org/app'), dir: restored, noBundle: true, commits: [newest], refs: { 'refs/heads/main': '' } });
+    assert.equal(result.bundle, 'skipped');
+    assert.equal(result.fetchedRefs, true);
+    assert.equal(result.head, newest);
+    assert.equal(await gitAsync(['cat-file', '-t', newest], restored), 'commit');
+    assert.equal(await gitAsync(['status', '--porcelain'], restored), '');
+    await assert.rejects(
+      gitRestore({ server: hoard.url, repoUrl: upstreamUrl('org/app'), dir: path.join(work, 'restored-bad'), commits: ['f'.repeat(40)] }),
+      /missing 1 commit/,
+    );
+    assert.equal(await exists(path.join(work, 'restored-bad')), false, 'a failed restore leaves no target');
+  });
+
   test('bundle endpoint: 400 bad base, 404 unknown base, 204 up to date, 200 bundle', async () => {
     const bundle = (base: string) => fetch(`${hoard.url}/git/${upstream.hostPort}/org/app/snapshot.bundle?base=${base}`);
     const bad = await bundle('not-a-sha');
