@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
@@ -69,6 +69,20 @@ async function readRange(body: unknown, expected: number): Promise<Buffer> {
   }
   if (filled !== expected) throw new Error(`S3 range ended early: ${filled} of ${expected} bytes`);
   return buf;
+}
+
+/** Passes a ranged GET body through, failing it if S3 sends more or fewer bytes than the range. */
+function exactly(body: Readable, expected: number): Readable {
+  async function* checked(): AsyncGenerator<Buffer> {
+    let seen = 0;
+    for await (const chunk of body) {
+      seen += (chunk as Buffer).length;
+      if (seen > expected) throw new Error('S3 returned more bytes than the range asked for');
+      yield chunk as Buffer;
+    }
+    if (seen !== expected) throw new Error(`S3 range ended early: ${seen} of ${expected} bytes`);
+  }
+  return Readable.from(checked(), { objectMode: false });
 }
 
 function s3Error(action: string, err: unknown): CacheError | Error {
@@ -165,7 +179,8 @@ class S3Backend implements Backend {
       signal,
       onClose: () => (first.Body as Readable).destroy(),
       fetch: async (i, chunkSignal) => {
-        if (i === 0) return readRange(first.Body, firstEnd - start + 1);
+        // The first sub-range streams straight through: the first byte does not wait for a whole part.
+        if (i === 0) return exactly(first.Body as Readable, firstEnd - start + 1);
         const from = start + i * part;
         const to = Math.min(end, from + part - 1);
         return readRange((await this.get(live, from, to, chunkSignal)).Body, to - from + 1);

@@ -6,26 +6,29 @@ export interface OrderedChunksOptions {
   count: number;
   /** Chunks fetched or buffered at once; memory stays at `concurrency × chunk size`. */
   concurrency: number;
-  /** Fetches chunk `i` completely. The signal aborts when the consumer goes away. */
-  fetch(i: number, signal: AbortSignal): Promise<Buffer>;
+  /**
+   * Fetches chunk `i`: a complete buffer, or a stream that is passed through as it arrives (the
+   * chunk being emitted can stream while the ones after it are fetched in parallel). The signal
+   * aborts when the consumer goes away.
+   */
+  fetch(i: number, signal: AbortSignal): Promise<Buffer | Readable>;
   signal?: AbortSignal | undefined;
-  /** Called once when the stream closes (release anything prefetched outside `fetch`). */
+  /** Called once when the stream ends or is destroyed (release anything prefetched outside `fetch`). */
   onClose?: () => void;
 }
 
 /**
  * A byte stream assembled from independently fetched chunks, emitted strictly in order. Chunks are
- * fetched ahead only while the reorder window has room, so a slow consumer stops the fetching
- * (backpressure) instead of letting buffered chunks pile up. Destroying the stream aborts the
- * chunks still in flight.
+ * fetched ahead only while the reorder window has room, and the stream is pulled, so a slow
+ * consumer stops the fetching (backpressure) instead of letting buffered chunks pile up.
+ * Destroying the stream aborts the chunks still in flight.
  */
 export function orderedChunks(opts: OrderedChunksOptions): Readable {
   const controller = new AbortController();
   const onOuterAbort = () => controller.abort();
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  const window = new Map<number, Promise<Buffer>>();
+  const window = new Map<number, Promise<Buffer | Readable>>();
   let next = 0;
-  let emitted = 0;
   const fill = () => {
     while (next < opts.count && window.size < opts.concurrency) {
       const pending = opts.fetch(next, controller.signal);
@@ -34,29 +37,25 @@ export function orderedChunks(opts: OrderedChunksOptions): Readable {
       next++;
     }
   };
-  return new Readable({
-    highWaterMark: 0,
-    read() {
-      if (emitted >= opts.count) {
-        this.push(null);
-        return;
+  async function* chunks(): AsyncGenerator<Buffer> {
+    try {
+      for (let i = 0; i < opts.count; i++) {
+        fill();
+        const part = await (window.get(i) as Promise<Buffer | Readable>);
+        if (Buffer.isBuffer(part)) {
+          window.delete(i);
+          yield part;
+        } else {
+          for await (const piece of part) yield piece as Buffer;
+          window.delete(i);
+        }
       }
-      fill();
-      const pending = window.get(emitted) as Promise<Buffer>;
-      pending.then(
-        (buf) => {
-          window.delete(emitted);
-          emitted++;
-          this.push(buf);
-        },
-        (err: Error) => this.destroy(err),
-      );
-    },
-    destroy(err, cb) {
+    } finally {
       controller.abort();
       opts.signal?.removeEventListener('abort', onOuterAbort);
+      for (const pending of window.values()) void pending.then((p) => (Buffer.isBuffer(p) ? undefined : p.destroy()), () => undefined);
       opts.onClose?.();
-      cb(err);
-    },
-  });
+    }
+  }
+  return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
 }

@@ -23,6 +23,8 @@ export const BUNDLE_URL_HEADER = 'x-cachew-bundle-url';
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 const REF = /^refs\/[A-Za-z0-9._\/-]+$/;
 const GENERATION_TIMEOUT_MS = 2 * 60 * 60_000;
+/** Idle time after the last direct cold serve before the background mirror restore may start. */
+const COLD_QUIET_MS = 2_000;
 
 /** The three cached artifacts of a repository (reference git §4.1). */
 export type ArtifactKind = 'snapshot' | 'mirror-snapshot' | 'lfs-snapshot';
@@ -76,6 +78,8 @@ export class SnapshotService {
   private readonly coldReads = new Map<string, Spool>();
   /** Repositories whose snapshot a cold read already copied into the near tier. */
   private readonly coldCopied = new Set<string>();
+  /** Direct (ranged/conditional) cold serves in flight per repository, and when the last one ended. */
+  private readonly coldDirect = new Map<string, { active: number; lastEnded: number }>();
 
   constructor(private readonly deps: SnapshotDeps) {}
 
@@ -155,10 +159,17 @@ export class SnapshotService {
     const conditional = req.headers.range || req.headers['if-match'] || req.headers['if-none-match'] || req.headers['if-range'];
     let spool = this.coldReads.get(url);
     if (!spool && (conditional || this.coldCopied.has(url))) {
-      const served = sendCacheObject(this.deps.cache, key, req, res, headers);
-      const found = await served;
-      if (found) this.deps.coldServed(repo, Promise.resolve());
-      return found;
+      const direct = this.coldDirect.get(url) ?? { active: 0, lastEnded: 0 };
+      this.coldDirect.set(url, direct);
+      direct.active++;
+      try {
+        const found = await sendCacheObject(this.deps.cache, key, req, res, headers);
+        if (found) this.deps.coldServed(repo, this.coldQuiet(url));
+        return found;
+      } finally {
+        direct.active--;
+        direct.lastEnded = Date.now();
+      }
     }
     if (!spool) {
       const file = path.join(this.deps.scratchRoot, `cold-${randomBytes(6).toString('hex')}`);
@@ -192,6 +203,24 @@ export class SnapshotService {
       if (isCacheError(err.cause, 'not-found')) return false;
       if (!res.headersSent) sendText(res, 502, `Snapshot read from the cache failed: ${err.message}`);
       return true;
+    }
+  }
+
+  /**
+   * Resolves once no direct cold serve of the repository has run for a quiet period: a parallel
+   * ranged download is many short requests with gaps, and the mirror restore should not compete
+   * with it for bandwidth and CPU.
+   */
+  private async coldQuiet(url: string): Promise<void> {
+    for (;;) {
+      const direct = this.coldDirect.get(url);
+      if (!direct) return;
+      const quietFor = Date.now() - direct.lastEnded;
+      if (direct.active === 0 && quietFor >= COLD_QUIET_MS) {
+        this.coldDirect.delete(url);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, direct.active > 0 ? COLD_QUIET_MS : COLD_QUIET_MS - quietFor).unref());
     }
   }
 
