@@ -1,0 +1,61 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import { startTestServer, type TestServer } from '../fixtures/server.js';
+
+const run = promisify(execFile);
+let upstream: GitUpstream;
+let hoard: TestServer;
+let work: string;
+const logs: Array<Record<string, unknown>> = [];
+
+before(async () => {
+  upstream = await startGitUpstream();
+  work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-periodic-'));
+  await upstream.createRepo('org/tick.git', { files: 20 });
+  hoard = await startTestServer({
+    logs,
+    hcl: `cache disk {}
+metadata memory {}
+metrics { port = 0 }
+git-clone { ref-check-interval = "1h" }
+strategy git {
+  plain-http-hosts = ["${upstream.hostPort}"]
+  snapshot-interval = "1s"
+  mirror-snapshot-interval = "1s"
+}
+`,
+  });
+});
+after(async () => {
+  await hoard.close();
+  await upstream.close();
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+const runs = (msg: string) => logs.filter((l) => l['msg'] === msg).map((l) => l['commit'] as string);
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(logs.filter((l) => (l['level'] as number) >= 40))}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('periodic generation publishes both snapshots, skips while HEAD is unchanged, and regenerates after a push', async () => {
+  await run('git', ['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/org/tick.git`, path.join(work, 'c')], { env: gitClientEnv });
+  await until(() => runs('workstation snapshot').includes('unchanged') && runs('mirror snapshot').includes('unchanged'), 'an unchanged run');
+  const first = runs('workstation snapshot').find((c) => c !== 'unchanged');
+  assert.match(first ?? '', /^[0-9a-f]{40}$/);
+  assert.equal(runs('workstation snapshot').filter((c) => c !== 'unchanged').length, 1, 'unchanged HEAD: no new snapshot');
+  const head = await upstream.commit('org/tick.git', 'new work');
+  await until(() => runs('workstation snapshot').includes(head), 'a snapshot of the new HEAD');
+  const res = await fetch(`${hoard.url}/git/${upstream.hostPort}/org/tick/snapshot.tar.zst`, { method: 'HEAD' });
+  assert.equal(res.headers.get('x-cachew-snapshot-commit'), head);
+});
