@@ -28,6 +28,7 @@ strategy git {
   plain-http-hosts = ["${upstream.hostPort}"]
   snapshot-interval = "1s"
   mirror-snapshot-interval = "1s"
+  repack-interval = "1s"
 }
 `,
   });
@@ -58,4 +59,19 @@ test('periodic generation publishes both snapshots, skips while HEAD is unchange
   await until(() => runs('workstation snapshot').includes(head), 'a snapshot of the new HEAD');
   const res = await fetch(`${hoard.url}/git/${upstream.hostPort}/org/tick/snapshot.tar.zst`, { method: 'HEAD' });
   assert.equal(res.headers.get('x-cachew-snapshot-commit'), head);
+});
+
+test('periodic geometric repack writes a multi-pack index and bitmap and keeps the mirror serving', async () => {
+  const packDir = path.join(hoard.stateDir, 'git-mirrors', upstream.hostPort, 'org', 'tick.git', 'objects', 'pack');
+  const deadline = Date.now() + 30_000;
+  let files: string[] = [];
+  while (Date.now() < deadline) {
+    files = await fs.readdir(packDir).catch(() => []);
+    if (files.includes('multi-pack-index') && files.some((f) => f.endsWith('.bitmap'))) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(files.includes('multi-pack-index'), `pack dir: ${files.join(', ')}`);
+  await run('git', ['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/org/tick.git`, path.join(work, 'after-repack')], { env: gitClientEnv });
+  const { stdout } = await run('git', ['-C', path.join(work, 'after-repack'), 'fsck', '--no-progress'], { env: gitClientEnv });
+  assert.equal(stdout.trim(), '');
 });

@@ -18,6 +18,8 @@ export interface RepoSettings {
   lsRemoteTimeoutMs: number;
   refCheckIntervalMs: number;
   packThreads: number;
+  repackTimeoutMs: number;
+  repackThreads: number;
   logger: Logger;
 }
 
@@ -246,6 +248,17 @@ export class Repository {
       this.exclusion = undefined;
       release();
     }
+  }
+
+  /**
+   * Geometric repack: folds the small packs that fetches leave behind into larger ones without
+   * rewriting the big base pack each time, and refreshes the multi-pack index, bitmaps and commit
+   * graph that make upload-pack fast. Runs beside fetches (git repack is safe against them).
+   */
+  async repack(signal: AbortSignal): Promise<void> {
+    const threads = this.settings.repackThreads > 0 ? ['-c', `pack.threads=${this.settings.repackThreads}`] : [];
+    await this.git(['-C', this.mirrorDir, ...threads, 'repack', '-d', '-q', '--geometric=2', '--write-midx', '--write-bitmap-index'], { timeoutMs: this.settings.repackTimeoutMs, signal });
+    await this.git(['-C', this.mirrorDir, 'commit-graph', 'write', '--reachable', '--split', '--no-progress'], { timeoutMs: this.settings.repackTimeoutMs, signal });
   }
 
   /** Forces the next `refsStale` to run a real check. */

@@ -112,6 +112,8 @@ class GitStrategy implements Strategy {
       lsRemoteTimeoutMs: num(clone['ls-remote-timeout'], 60_000),
       refCheckIntervalMs: num(clone['ref-check-interval'], 10_000),
       packThreads: num(clone['pack-threads'], 0),
+      repackTimeoutMs: num(clone['repack-timeout'], 10 * 60_000),
+      repackThreads: num(clone['repack-threads'], 4),
       logger,
     };
     this.scheduler = new Scheduler({ concurrency: num(schedulerBlock['concurrency'], 4), maxCloneConcurrency: num(schedulerBlock['max-clone-concurrency'], 0), logger });
@@ -139,8 +141,14 @@ class GitStrategy implements Strategy {
   /** Periodic snapshot jobs for a Ready repository (only when snapshot-interval > 0). */
   private schedulePeriodic(repo: Repository): void {
     const interval = this.config['snapshot-interval'];
-    if (interval <= 0 || this.periodicScheduled.has(repo.upstreamURL)) return;
+    if (this.periodicScheduled.has(repo.upstreamURL)) return;
     this.periodicScheduled.add(repo.upstreamURL);
+    const repackInterval = this.config['repack-interval'];
+    if (repackInterval > 0) {
+      // First repack one interval after Ready: a fresh clone is already one well-packed pack.
+      this.scheduler.periodic(repo.upstreamURL, 'repack', repackInterval, (signal) => repo.repack(signal), repackInterval);
+    }
+    if (interval <= 0) return;
     this.scheduler.periodic(repo.upstreamURL, 'snapshot', interval, async () => {
       if (!(await this.claimGeneration(repo, 'snapshot', interval))) return;
       await repo.fetch();
