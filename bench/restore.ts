@@ -1,0 +1,156 @@
+/**
+ * Restore speed: `hoard git restore` from a warm hoard vs `git clone` from the upstream vs a local
+ * `zstd -d | tar -x` of the same snapshot file, on a generated ≥100 MB / ≥20k-file repository;
+ * then 1 GiB object serve throughput vs nginx `sendfile`, and hoard's peak RSS while 8 clients
+ * download that object at once. Every number comes from this run; medians of 3.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { startGitUpstream, gitClientEnv } from '../test/fixtures/git-upstream.js';
+import { generateRepo } from '../test/fixtures/repo-generator.js';
+import { median, printTable } from './table.js';
+import { have, startHoard, time } from './harness.js';
+
+const run = promisify(execFile);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SIZE_MB = Number(process.env['BENCH_REPO_MB'] ?? 120);
+const FILES = Number(process.env['BENCH_REPO_FILES'] ?? 20_000);
+
+const sh = (script: string) => run('bash', ['-c', script], { maxBuffer: 1 << 24 });
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+
+async function curlSpeed(url: string): Promise<number> {
+  const { stdout } = await run('curl', ['-sf', '-o', '/dev/null', '-w', '%{speed_download}', url]);
+  return Number(stdout) / 1e6;
+}
+
+const work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-bench-restore-'));
+const upstream = await startGitUpstream();
+let nginx: ChildProcess | undefined;
+try {
+  process.stderr.write(`generating a ${SIZE_MB} MiB repository with ${FILES} files...\n`);
+  await generateRepo(path.join(upstream.root, 'repos', 'bench', 'big.git'), { sizeMB: SIZE_MB, files: FILES, commits: 4 });
+  const hoard = await startHoard(`cache disk { limit-mb = 8192 }\nmetadata memory {}\ngit-clone { ref-check-interval = "1h" }\nstrategy git { plain-http-hosts = ["${upstream.hostPort}"] }\n`);
+  try {
+    const repoUrl = `http://${upstream.hostPort}/bench/big`;
+    const snapshotUrl = `${hoard.url}/git/${upstream.hostPort}/bench/big/snapshot.tar.zst`;
+    process.stderr.write('warming: first GET generates and caches the snapshot...\n');
+    const snapshotFile = path.join(work, 'snapshot.tar.zst');
+    await run('curl', ['-sf', '-o', snapshotFile, snapshotUrl]);
+    for (let i = 0; i < 600; i++) {
+      const { stdout } = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-I', snapshotUrl]);
+      if (stdout === '200') break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const snapshotBytes = (await fs.stat(snapshotFile)).size;
+
+    const cli = path.join(root, 'dist/src/cli/main.js');
+    const cliArgs = (await fs.stat(cli).then(() => true, () => false)) ? [cli] : ['--import', 'tsx', path.join(root, 'src/cli/main.ts')];
+    const upstreamHead = (await run('git', ['-C', path.join(upstream.root, 'repos', 'bench', 'big.git'), 'rev-parse', 'HEAD'])).stdout.trim();
+    const clones: number[] = [];
+    const restores: number[] = [];
+    const extracts: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const clone = path.join(work, `clone${i}`);
+      clones.push(await time(() => run('git', ['clone', '-q', `${upstream.url}/bench/big.git`, clone], { env: gitClientEnv, maxBuffer: 1 << 24 })));
+      await fs.rm(clone, { recursive: true, force: true });
+
+      const restored = path.join(work, `restore${i}`);
+      restores.push(await time(() => run(process.execPath, [...cliArgs, '--url', hoard.url, 'git', 'restore', repoUrl, restored], { maxBuffer: 1 << 24 })));
+      if (i === 0) {
+        const head = (await run('git', ['-C', restored, 'rev-parse', 'HEAD'])).stdout.trim();
+        const status = (await run('git', ['-C', restored, 'status', '--porcelain'], { maxBuffer: 1 << 26 })).stdout;
+        if (head !== upstreamHead || status !== '') throw new Error(`restore is wrong: HEAD ${head} vs ${upstreamHead}, status ${status.slice(0, 200)}`);
+      }
+      await fs.rm(restored, { recursive: true, force: true });
+
+      const extracted = path.join(work, `extract${i}`);
+      await fs.mkdir(extracted);
+      extracts.push(await time(() => sh(`zstd -d -c -T0 -q '${snapshotFile}' | tar -x -C '${extracted}'`)));
+      await fs.rm(extracted, { recursive: true, force: true });
+    }
+    printTable(
+      `Restore a ${FILES}-file repository (snapshot ${(snapshotBytes / 1e6).toFixed(0)} MB), seconds`,
+      [
+        { name: 'git clone from upstream', value: median(clones), unit: 's' },
+        { name: 'hoard git restore (warm)', value: median(restores), unit: 's' },
+        { name: 'local zstd -d | tar -x', value: median(extracts), unit: 's' },
+      ],
+      'git clone from upstream',
+      `Targets: restore ≥ 5× faster than clone (ratio ≤ 0.20) and ≤ 1.3× the local extract (here ${(median(restores) / median(extracts)).toFixed(2)}×).`,
+    );
+    await fs.rm(snapshotFile, { force: true });
+
+    // 1 GiB serve throughput vs nginx sendfile.
+    const { stdout: df } = await sh(`df -k --output=avail '${work}' | tail -1`);
+    const big = Number(df.trim()) * 1024 > 4 * 1024 ** 3 ? 1024 : 512;
+    const www = path.join(work, 'www');
+    await fs.mkdir(www);
+    const blob = path.join(www, 'blob');
+    await sh(`head -c ${big}M /dev/urandom > '${blob}'`);
+    await run('curl', ['-sf', '-X', 'POST', '-T', blob, `${hoard.url}/api/v1/object/bench/blob`]);
+    const objectUrl = `${hoard.url}/api/v1/object/bench/blob`;
+    const hoardSpeeds: number[] = [];
+    for (let i = 0; i < 3; i++) hoardSpeeds.push(await curlSpeed(objectUrl));
+    const rows = [{ name: 'hoard GET (disk tier)', value: median(hoardSpeeds), unit: 'MB/s' }];
+    let baseline = 'hoard GET (disk tier)';
+    if (have('nginx', ['-v'])) {
+      const port = await freePort();
+      const conf = path.join(work, 'nginx.conf');
+      await fs.writeFile(conf, `daemon off;\npid ${work}/nginx.pid;\nerror_log ${work}/nginx-error.log;\nevents {}\nhttp {\n  access_log off;\n  sendfile on;\n  server { listen 127.0.0.1:${port}; root ${www}; }\n}\n`);
+      nginx = spawn('nginx', ['-c', conf, '-p', work], { stdio: 'ignore', detached: true });
+      for (let i = 0; i < 50; i++) {
+        if ((await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-I', `http://127.0.0.1:${port}/blob`]).catch(() => ({ stdout: '' }))).stdout === '200') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const nginxSpeeds: number[] = [];
+      for (let i = 0; i < 3; i++) nginxSpeeds.push(await curlSpeed(`http://127.0.0.1:${port}/blob`));
+      rows.unshift({ name: 'nginx sendfile', value: median(nginxSpeeds), unit: 'MB/s' });
+      baseline = 'nginx sendfile';
+    } else {
+      console.log('nginx not found: apt-get install -y nginx (the nginx baseline row is skipped)');
+    }
+    printTable(`Serve a ${big} MiB object over loopback with curl, MB/s (higher is better)`, rows, baseline, 'Target: hoard ≥ 0.8× nginx.');
+
+    // Peak RSS while 8 clients download the object at once (VmHWM of the server process).
+    const status = async () => (await fs.readFile(`/proc/${hoard.child.pid}/status`, 'utf8')) as string;
+    const kb = (text: string, field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? 0);
+    const before = kb(await status(), 'VmRSS');
+    let peak = before;
+    const sampler = setInterval(() => void status().then((t) => (peak = Math.max(peak, kb(t, 'VmRSS'))), () => undefined), 20);
+    await Promise.all(Array.from({ length: 8 }, () => run('curl', ['-sf', '-o', '/dev/null', objectUrl])));
+    clearInterval(sampler);
+    printTable(
+      `hoard RSS while 8 clients download the ${big} MiB object at once, MB`,
+      [
+        { name: 'RSS before', value: before / 1024, unit: 'MB' },
+        { name: 'peak RSS during', value: peak / 1024, unit: 'MB' },
+      ],
+      'RSS before',
+      'Target: ≤ 300 MB.',
+    );
+  } finally {
+    await hoard.stop();
+  }
+} finally {
+  if (nginx?.pid) {
+    try {
+      process.kill(-nginx.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await upstream.close();
+  await fs.rm(work, { recursive: true, force: true });
+}
