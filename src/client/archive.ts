@@ -69,7 +69,7 @@ export async function extractArchive(source: Readable, dir: string, opts: { thre
   const zstd = startChild('zstd', ['-q', '-d', '-c'], { timeoutMs: ARCHIVE_DEADLINE_MS, signal: opts.signal, stdin: 'pipe' });
   const tar = startChild('tar', ['-xpf', '-', '-C', dir], { timeoutMs: ARCHIVE_DEADLINE_MS, signal: opts.signal, stdin: 'pipe', stdout: 'ignore' });
   try {
-    await Promise.all([pipeline(source, zstd.child.stdin!), pipeline(zstd.child.stdout!, tar.child.stdin!), zstd.done, tar.done]);
+    await Promise.all([pipeline(source, zstd.child.stdin!), pipeline(zstd.child.stdout!, tar.child.stdin!).catch(ignoreEarlyExit), zstd.done, tar.done]);
   } catch (err) {
     zstd.kill();
     tar.kill();
@@ -77,6 +77,16 @@ export async function extractArchive(source: Readable, dir: string, opts: { thre
     for (const [path, mode] of relaxed) await fs.chmod(path, mode).catch(() => undefined);
     throw new Error(`extracting into ${dir} failed: ${(err as Error).message}`);
   }
+}
+
+/**
+ * tar exits as soon as it has read the end-of-archive record, and Node destroys a child's stdin
+ * when the child exits; if that happens before our copy has seen zstd's EOF, the copy reports a
+ * premature close. That alone is not a failure: the exit statuses of tar (which rejects a
+ * truncated archive) and zstd (which rejects truncated or corrupt input) decide.
+ */
+function ignoreEarlyExit(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE' && err.code !== 'EPIPE') throw err;
 }
 
 async function relaxReadOnlyDirs(root: string): Promise<Array<[string, number]>> {

@@ -76,6 +76,32 @@ describe('archives', async () => {
     assert.match(listing.stdout, /tree\/sub\/f\.txt/);
   });
 
+  test('tar exiting before zstd closes its output is not a failure (and a truncated archive still is)', async () => {
+    // A zstd that holds its stdout open after the real one finishes: tar reads the end-of-archive
+    // record and exits first, which is the order that made busy CI machines fail restores.
+    const file = path.join(work, 'slow.tar.zst');
+    const made = createArchive(src, ['tree'], { threads: 1 });
+    await Promise.all([pipeline(made.stream, createWriteStream(file)), made.done]);
+    const bin = path.join(work, 'slow-bin');
+    await fs.mkdir(bin);
+    const realZstd = spawnSync('sh', ['-c', 'command -v zstd'], { encoding: 'utf8' }).stdout.trim();
+    await fs.writeFile(path.join(bin, 'zstd'), `#!/bin/sh\n"${realZstd}" "$@" || exit $?\nsleep 0.5\n`, { mode: 0o755 });
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${bin}${path.delimiter}${savedPath}`;
+    try {
+      const dest = path.join(work, 'slow-dest');
+      await extractArchive(createReadStream(file), dest);
+      assert.equal(await fs.readFile(path.join(dest, 'tree', 'sub', 'f.txt'), 'utf8'), 'payload');
+
+      const whole = await fs.readFile(file);
+      const truncated = path.join(work, 'truncated.tar.zst');
+      await fs.writeFile(truncated, whole.subarray(0, Math.floor(whole.length / 2)));
+      await assert.rejects(extractArchive(createReadStream(truncated), path.join(work, 'truncated-dest')), /extracting into .* failed/);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+  });
+
   test('corrupt input fails extraction with a clear error', async () => {
     const bad = path.join(work, 'bad.tar.zst');
     await fs.writeFile(bad, 'not zstd at all');
