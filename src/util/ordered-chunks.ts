@@ -37,6 +37,18 @@ export function orderedChunks(opts: OrderedChunksOptions): Readable {
       next++;
     }
   };
+  // Cleanup runs once, whether the stream ended, failed, or was destroyed before its first read
+  // (a generator that never started has no `finally` to run).
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    controller.abort();
+    opts.signal?.removeEventListener('abort', onOuterAbort);
+    for (const pending of window.values()) void pending.then((p) => (Buffer.isBuffer(p) ? undefined : p.destroy()), () => undefined);
+    window.clear();
+    opts.onClose?.();
+  };
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
       for (let i = 0; i < opts.count; i++) {
@@ -51,11 +63,16 @@ export function orderedChunks(opts: OrderedChunksOptions): Readable {
         }
       }
     } finally {
-      controller.abort();
-      opts.signal?.removeEventListener('abort', onOuterAbort);
-      for (const pending of window.values()) void pending.then((p) => (Buffer.isBuffer(p) ? undefined : p.destroy()), () => undefined);
-      opts.onClose?.();
+      release();
     }
   }
-  return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+  const out = Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+  // Readable.from's destroy waits for the generator to return, and a generator parked on a chunk
+  // that never arrives returns only once that chunk is aborted: so abort first, then destroy.
+  const destroyGenerator = out._destroy.bind(out);
+  out._destroy = (err, cb) => {
+    release();
+    destroyGenerator(err, cb);
+  };
+  return out;
 }

@@ -8,8 +8,9 @@ import { parallelGet } from '../../src/client/parallel-get.js';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('parallelGet (tiny ranged server)', () => {
-  const data = randomBytes(1024 * 1024 + 123);
-  let etag = '"v1"';
+  let data = randomBytes(1024 * 1024 + 123);
+  let etag: string | undefined = '"v1"';
+  let afterRanged: (() => void) | undefined;
   let ignoreRangeOnce = new Set<string>();
   let server: http.Server;
   let url = '';
@@ -21,13 +22,15 @@ describe('parallelGet (tiny ranged server)', () => {
         return;
       }
       if (!m || ignoreRangeOnce.delete(req.headers.range ?? '')) {
-        res.writeHead(200, { etag, 'content-length': data.length }).end(data);
+        res.writeHead(200, { ...(etag ? { etag } : {}), 'content-length': data.length }).end(data);
         return;
       }
       const start = Number(m[1]);
       const end = Math.min(Number(m[2]), data.length - 1);
-      res.writeHead(206, { etag, 'content-range': `bytes ${start}-${end}/${data.length}`, 'content-length': end - start + 1 });
+      res.writeHead(206, { ...(etag ? { etag } : {}), 'content-range': `bytes ${start}-${end}/${data.length}`, 'content-length': end - start + 1 });
       res.end(data.subarray(start, end + 1));
+      afterRanged?.();
+      afterRanged = undefined;
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/obj`;
@@ -60,5 +63,21 @@ describe('parallelGet (tiny ranged server)', () => {
     etag = '"v2"';
     await assert.rejects(collect(r.body), /changed during download/);
     etag = '"v1"';
+  });
+
+  test('without an ETag to pin to, one plain GET is trusted with its own length, not the discovery answer', async () => {
+    const before = data;
+    etag = undefined;
+    const grown = Buffer.concat([data, randomBytes(4321)]);
+    afterRanged = () => (data = grown); // the object changes between discovery and the plain GET
+    try {
+      const r = await parallelGet(url, { concurrency: 4, chunkBytes: 64 * 1024 });
+      assert.equal(r.size, grown.length);
+      assert.equal(r.headers['content-length'], String(grown.length));
+      assert.equal(sha(await collect(r.body)), sha(grown));
+    } finally {
+      etag = '"v1"';
+      data = before;
+    }
   });
 });
