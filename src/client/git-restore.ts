@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable, type Transform } from 'node:stream';
+import { pipeline as pipelineCb, Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isCacheError } from '../cache/errors.js';
 import { runChild } from '../util/process.js';
@@ -89,8 +89,10 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
   let body: Readable = download.body;
   if (opts.progress) {
     const meter = await opts.progress(download.size);
-    body.once('error', (err) => meter.destroy(err));
-    body = body.pipe(meter);
+    // pipeline, not pipe: when extraction gives up and destroys the meter, the download is
+    // destroyed with it instead of holding its sockets open.
+    pipelineCb(download.body, meter, () => undefined);
+    body = meter;
   }
 
   const target = path.resolve(opts.dir);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import type { Readable } from 'node:stream';
 
 /** How a child must be run: every child gets its own process group and a deadline. */
 export interface ChildOptions {
@@ -8,7 +9,11 @@ export interface ChildOptions {
   timeoutMs: number;
   /** Kill the whole group when this aborts (client disconnect, shutdown). */
   signal?: AbortSignal | undefined;
-  stdin?: 'pipe' | 'ignore';
+  /**
+   * 'pipe' to write to the child, 'ignore', or another child's output stream to read from
+   * directly (the descriptor is shared, so the bytes never pass through this process).
+   */
+  stdin?: 'pipe' | 'ignore' | Readable;
   stdout?: 'pipe' | 'ignore';
   /** Bytes of stderr kept for error messages. */
   stderrLimit?: number;
@@ -39,10 +44,13 @@ export class ChildProcessError extends Error {
 }
 
 function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  if (child.pid === undefined) return;
+  // The group is killed even when its leader has exited: grandchildren (git's pack-objects, a
+  // shell's pipeline) may still hold our pipes open, and `done` waits for those to close.
   try {
     process.kill(-child.pid, 'SIGKILL');
   } catch {
+    if (child.exitCode !== null || child.signalCode !== null) return;
     try {
       child.kill('SIGKILL');
     } catch {

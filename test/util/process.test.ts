@@ -55,4 +55,25 @@ describe('child processes', () => {
     await assert.rejects(running.done, (err: unknown) => err instanceof ChildProcessError && err.killedBy === 'abort');
     assert.ok(await gone(pid), 'grandchild killed with the group');
   });
+
+  test('the deadline still kills the group after its leader exited (a grandchild holding our pipes)', async () => {
+    // The shell exits at once; its background sleep keeps stdout open, so `done` would wait
+    // for it unless the deadline kills the group although the leader is gone.
+    const running = startChild('sh', ['-c', 'sleep 30 & echo $!; exit 0'], { timeoutMs: 500 });
+    const pid = await grandchildPid(running);
+    const started = Date.now();
+    await assert.rejects(running.done, (err: unknown) => err instanceof ChildProcessError && err.killedBy === 'timeout');
+    assert.ok(Date.now() - started < 5000, 'done settled at the deadline');
+    assert.ok(await gone(pid), 'grandchild killed with the group');
+  });
+
+  test("another child's output can be a child's stdin without passing through this process", async () => {
+    const producer = startChild('sh', ['-c', 'printf "a\\nb\\nc\\n"'], { timeoutMs: 5000 });
+    const consumer = startChild('wc', ['-l'], { timeoutMs: 5000, stdin: producer.child.stdout! });
+    producer.child.stdout!.destroy();
+    const lines: Buffer[] = [];
+    consumer.child.stdout!.on('data', (b: Buffer) => lines.push(b));
+    await Promise.all([producer.done, consumer.done]);
+    assert.equal(Buffer.concat(lines).toString().trim(), '3');
+  });
 });
