@@ -1,7 +1,8 @@
 /**
- * `git clone` of a generated ≥100 MB repository: direct from the upstream (git http-backend on
- * loopback), through hoard cold (mirror being cloned, answered via the spool), and through hoard
- * warm (served from the mirror). Medians of 3 for direct and warm.
+ * `git clone` of a generated source-like repository (≥20k files, ≥100 MB checkout, a long
+ * history of small edits): direct from the upstream (git http-backend on loopback), through
+ * hoard cold (mirror being cloned, answered via the spool), and through hoard warm (served
+ * from the mirror). Medians of 3 for direct and warm. Same shape knobs as bench/restore.ts.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -9,19 +10,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startGitUpstream, gitClientEnv } from '../test/fixtures/git-upstream.js';
-import { generateRepo } from '../test/fixtures/repo-generator.js';
+import { generateSourceRepo } from '../test/fixtures/source-repo-generator.js';
 import { median, printTable } from './table.js';
 import { startHoard, time } from './harness.js';
 
 const run = promisify(execFile);
-const SIZE_MB = Number(process.env['BENCH_REPO_MB'] ?? 120);
 const FILES = Number(process.env['BENCH_REPO_FILES'] ?? 20_000);
+const FILE_BYTES = Number(process.env['BENCH_FILE_BYTES'] ?? 6000);
+const COMMITS = Number(process.env['BENCH_COMMITS'] ?? 120);
+const FILES_PER_COMMIT = Number(process.env['BENCH_FILES_PER_COMMIT'] ?? 2000);
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-bench-clone-'));
 const upstream = await startGitUpstream();
 try {
-  process.stderr.write(`generating a ${SIZE_MB} MiB repository with ${FILES} files...\n`);
-  await generateRepo(path.join(upstream.root, 'repos', 'bench', 'big.git'), { sizeMB: SIZE_MB, files: FILES, commits: 4 });
+  process.stderr.write(`generating a repository: ${FILES} files of ~${FILE_BYTES} bytes, ${COMMITS} commits of ${FILES_PER_COMMIT} files each...\n`);
+  const shape = await generateSourceRepo(path.join(upstream.root, 'repos', 'bench', 'big.git'), { files: FILES, fileBytes: FILE_BYTES, commits: COMMITS, filesPerCommit: FILES_PER_COMMIT });
   const hoard = await startHoard(`cache disk {}\nmetadata memory {}\ngit-clone { ref-check-interval = "1h" }\nstrategy git { plain-http-hosts = ["${upstream.hostPort}"] }\n`);
   try {
     let n = 0;
@@ -34,11 +37,12 @@ try {
     // Wait for the background mirror clone to finish before measuring warm clones.
     const mirrorHead = path.join(hoard.state, 'git-mirrors', upstream.hostPort, 'bench', 'big.git', 'HEAD');
     for (let i = 0; i < 600 && !(await fs.stat(mirrorHead).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 500));
+    if (!(await fs.stat(mirrorHead).then(() => true, () => false))) throw new Error('the mirror did not become Ready within 300 s: warm clones would not be warm');
     const warmTimes: number[] = [];
     for (let i = 0; i < 3; i++) warmTimes.push(await clone(via));
     const { stdout } = await run('du', ['-sm', path.join(upstream.root, 'repos', 'bench', 'big.git')]);
     printTable(
-      `git clone of a ${stdout.split('\t')[0]} MB repository (${FILES} files), seconds`,
+      `git clone of a ${stdout.split('\t')[0]} MB bare repository (${FILES} files, ${(shape.treeBytes / 1e6).toFixed(0)} MB checkout, ${shape.blobVersions} blob versions), seconds`,
       [
         { name: 'direct from upstream (median of 3)', value: median(directTimes), unit: 's' },
         { name: 'through hoard, cold (first clone)', value: cold, unit: 's' },
