@@ -31,28 +31,48 @@ async function rejectsWith(promise: Promise<unknown>, code: string): Promise<unk
 }
 
 /**
- * The behaviour every Cache must show (reference §2 and §11.1), run against a fresh cache from
- * `make`. Backends run it from their own test files.
+ * What `invalidate` does on the cache under test; it differs by design (reference §2.2, §3.5, §3.6):
+ * - `removes`: a bare backend (memory, disk, s3) evicts its copy, because as a tier it is only
+ *   ever asked to drop a copy that may be stale;
+ * - `keeps-authoritative`: a tiered cache evicts the copies in its near tiers (`near`, root views)
+ *   and never touches the last, authoritative tier, so the object stays readable;
+ * - `no-op`: the single configured cache as the server wires it (src/server/wiring.ts wraps it),
+ *   because with one tier that tier is the authority and there is nothing local to evict.
  */
-export function cacheConformance(name: string, make: () => Promise<{ cache: Cache; cleanup(): Promise<void> }>, opts: { skip?: string[] } = {}): void {
+export type InvalidateSemantics = { kind: 'removes' } | { kind: 'keeps-authoritative'; near: Cache[] } | { kind: 'no-op' };
+
+/** What `make` returns: the cache under test, its cleanup, and its invalidate semantics (default `removes`). */
+export interface MadeCache {
+  cache: Cache;
+  cleanup(): Promise<void>;
+  invalidate?: InvalidateSemantics;
+}
+
+/**
+ * The behaviour every Cache must show (reference §2 and §11.1), run against a fresh cache from
+ * `make`. Backends run it from their own test files. Nothing is skipped: where backends differ
+ * by design (invalidate), the expectation comes from `make`.
+ */
+export function cacheConformance(name: string, make: () => Promise<MadeCache>): void {
   describe(`cache conformance: ${name}`, () => {
     let root: Cache;
     let cleanup: () => Promise<void>;
+    let semantics: InvalidateSemantics;
     let n = 0;
     const fresh = () => root.namespace(`t${++n}`);
-    const maybe = (title: string, fn: () => Promise<void>) => test(title, { skip: opts.skip?.includes(title) ?? false }, fn);
 
     before(async () => {
       const made = await make();
       root = made.cache;
       cleanup = made.cleanup;
+      semantics = made.invalidate ?? { kind: 'removes' };
     });
     after(async () => {
       await root.close();
       await cleanup();
     });
 
-    maybe('create then open returns body and headers', async () => {
+    test('create then open returns body and headers', async () => {
       const c = fresh();
       await put(c, 'k', 'hello', { 'Content-Type': 'text/plain', 'X-Owner': 'ci' });
       const got = await c.open(parseKey('k'));
@@ -65,7 +85,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       assert.ok(got.headers['last-modified']);
     });
 
-    maybe('missing keys are not-found for stat, open and delete', async () => {
+    test('missing keys are not-found for stat, open and delete', async () => {
       const c = fresh();
       await rejectsWith(c.stat(parseKey('nope')), 'not-found');
       await rejectsWith(c.open(parseKey('nope')), 'not-found');
@@ -73,7 +93,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       await c.invalidate(parseKey('nope'));
     });
 
-    maybe('stat reports size and headers without a body', async () => {
+    test('stat reports size and headers without a body', async () => {
       const c = fresh();
       await put(c, 'k', 'abcdef', {}, { etag: 'v1' });
       const st = await c.stat(parseKey('k'));
@@ -82,7 +102,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       assert.equal(st.headers['content-length'], '6');
     });
 
-    maybe('transport headers are not stored', async () => {
+    test('transport headers are not stored', async () => {
       const c = fresh();
       await put(c, 'k', 'x', { 'Content-Length': '1', Range: 'bytes=0-0', 'Time-To-Live': '1h', 'Content-Range': 'bytes 0-0/1' });
       const st = await c.stat(parseKey('k'));
@@ -91,7 +111,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       assert.equal(st.headers['content-range'], undefined);
     });
 
-    maybe('overwrite replaces body and ETag', async () => {
+    test('overwrite replaces body and ETag', async () => {
       const c = fresh();
       await put(c, 'k', 'one', {}, { etag: 'a' });
       await put(c, 'k', 'second', {}, { etag: 'b' });
@@ -100,17 +120,44 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       assert.equal(got.headers['etag'], '"b"');
     });
 
-    maybe('delete removes and invalidate tolerates absence', async () => {
+    test('delete removes', async () => {
       const c = fresh();
       await put(c, 'k', 'x');
       await c.delete(parseKey('k'));
       await rejectsWith(c.open(parseKey('k')), 'not-found');
-      await put(c, 'k', 'x');
-      await c.invalidate(parseKey('k'));
       await rejectsWith(c.stat(parseKey('k')), 'not-found');
+      await rejectsWith(c.delete(parseKey('k')), 'not-found');
+      // A write after a delete is an ordinary new object.
+      await put(c, 'k', 'again');
+      assert.equal((await readAll((await c.open(parseKey('k'))).body)).toString(), 'again');
     });
 
-    maybe('If-Match and If-None-Match', async () => {
+    test('invalidate follows the documented semantics and tolerates absence', async () => {
+      const c = fresh();
+      const key = parseKey('k');
+      await c.invalidate(parseKey('never-written'));
+      await put(c, 'k', 'payload', {}, { etag: 'inv' });
+      if (semantics.kind === 'keeps-authoritative') {
+        const near = semantics.near.map((t) => t.namespace(c.ns));
+        for (const t of near) assert.equal((await t.stat(key)).headers['etag'], '"inv"', 'a tiered write reaches every near tier');
+        await c.invalidate(key);
+        for (const t of near) await rejectsWith(t.stat(key), 'not-found');
+        // The authoritative tier kept it, so the object is still served (and refills tier 0).
+        const got = await c.open(key);
+        assert.equal((await readAll(got.body)).toString(), 'payload');
+        assert.equal(got.headers['etag'], '"inv"');
+      } else if (semantics.kind === 'no-op') {
+        await c.invalidate(key);
+        assert.equal((await readAll((await c.open(key)).body)).toString(), 'payload');
+      } else {
+        await c.invalidate(key);
+        await rejectsWith(c.stat(key), 'not-found');
+        await rejectsWith(c.open(key), 'not-found');
+      }
+      await c.invalidate(key);
+    });
+
+    test('If-Match and If-None-Match', async () => {
       const c = fresh();
       await put(c, 'k', 'x', {}, { etag: 'e1' });
       const key = parseKey('k');
@@ -126,7 +173,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       await readAll(ok.body);
     });
 
-    maybe('single ranges, suffix ranges and If-Range', async () => {
+    test('single ranges, suffix ranges and If-Range', async () => {
       const c = fresh();
       await put(c, 'k', '0123456789', {}, { etag: 'r' });
       const key = parseKey('k');
@@ -154,7 +201,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       await readAll(fresh206.body);
     });
 
-    maybe('zero-length objects and 416 on them', async () => {
+    test('zero-length objects and 416 on them', async () => {
       const c = fresh();
       await put(c, 'k', '');
       const got = await c.open(parseKey('k'));
@@ -163,7 +210,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       await rejectsWith(c.open(parseKey('k'), { range: 'bytes=0-' }), 'range-not-satisfiable');
     });
 
-    maybe('a 4 MiB object streams back identical', async () => {
+    test('a 4 MiB object streams back identical', async () => {
       const c = fresh();
       const body = randomBytes(4 << 20);
       await put(c, 'big', body);
@@ -173,7 +220,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       assert.ok((await readAll(tail.body)).equals(body.subarray(body.length - 10)));
     });
 
-    maybe('an aborted or destroyed writer leaves nothing visible', async () => {
+    test('an aborted or destroyed writer leaves nothing visible', async () => {
       const c = fresh();
       const controller = new AbortController();
       const w = c.create(parseKey('aborted'), {}, { signal: controller.signal });
@@ -199,7 +246,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       assert.equal((await readAll((await c.open(parseKey('kept'))).body)).toString(), 'old');
     });
 
-    maybe('a failed upstream stream stores nothing', async () => {
+    test('a failed upstream stream stores nothing', async () => {
       const c = fresh();
       const source = new Readable({
         read() {
@@ -211,7 +258,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       await rejectsWith(c.stat(parseKey('k')), 'not-found');
     });
 
-    maybe('concurrent writers to one key never tear an object', async () => {
+    test('concurrent writers to one key never tear an object', async () => {
       const c = fresh();
       const bodies = [0, 1, 2, 3].map((i) => randomBytes(200_000 + i));
       await Promise.all(bodies.map((b) => put(c, 'k', b, {}, { etag: createHash('sha256').update(b).digest('hex') })));
@@ -221,7 +268,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       assert.ok(bodies.some((b) => b.equals(body)));
     });
 
-    maybe('namespace views replace, never nest, and are isolated', async () => {
+    test('namespace views replace, never nest, and are isolated', async () => {
       const a = root.namespace('alpha');
       const b = a.namespace('beta');
       assert.equal(b.ns, 'beta');
@@ -244,7 +291,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       assert.ok(!(await root.listNamespaces()).includes('alpha'));
     });
 
-    maybe('stats counts objects and bytes', async () => {
+    test('stats counts objects and bytes', async () => {
       let stats;
       try {
         stats = await root.stats();
@@ -261,7 +308,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       assert.ok(afterPut.capacity > 0);
     });
 
-    maybe('expired objects are gone', async () => {
+    test('expired objects are gone', async () => {
       const c = fresh();
       await put(c, 'k', 'short-lived', {}, { ttlMs: 1000 });
       assert.equal((await c.stat(parseKey('k'))).size, 11);
@@ -270,7 +317,7 @@ export function cacheConformance(name: string, make: () => Promise<{ cache: Cach
       await rejectsWith(c.open(parseKey('k')), 'not-found');
     });
 
-    maybe('describes itself', async () => {
+    test('describes itself', async () => {
       assert.ok(String(root).length > 0);
       assert.notEqual(String(root), '[object Object]');
     });

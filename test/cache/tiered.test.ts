@@ -9,11 +9,23 @@ import { cacheConformance, put, readAll } from './conformance.js';
 
 const mem = () => createMemoryCache({ limitBytes: 64 << 20, maxTtlMs: 3_600_000 });
 
-cacheConformance('tiered(memory,memory)', async () => ({
-  cache: createTieredCache([mem(), mem()], new MemoryMetadataStore()),
-  cleanup: async () => undefined,
-// Skipped by design: tiered invalidate evicts local tiers only and keeps the authoritative last tier, so stat still finds it.
-}), { skip: ['delete removes and invalidate tolerates absence'] });
+cacheConformance('tiered(memory,memory)', async () => {
+  const near = mem();
+  return {
+    cache: createTieredCache([near, mem()], new MemoryMetadataStore()),
+    cleanup: async () => undefined,
+    invalidate: { kind: 'keeps-authoritative', near: [near] },
+  };
+});
+
+cacheConformance('tiered(memory,memory,memory)', async () => {
+  const near = [mem(), mem()];
+  return {
+    cache: createTieredCache([...near, mem()], new MemoryMetadataStore()),
+    cleanup: async () => undefined,
+    invalidate: { kind: 'keeps-authoritative', near },
+  };
+});
 
 test('tiered: lower-tier hit backfills tier 0 only after the reader reaches EOF', async () => {
   const near = mem().namespace('t');
