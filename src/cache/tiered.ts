@@ -1,34 +1,80 @@
 import { randomUUID } from 'node:crypto';
-import { Transform, Writable, finished } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable, Transform, Writable, finished, pipeline } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import type { Cache, CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
 import type { Conditions, ReadConditions } from './conditional.js';
 import { CacheError, isCacheError, notFound } from './errors.js';
 import { assertNamespace, type CacheKey } from './key.js';
 import { unquoteStrongETag, type StoredHeaders } from './headers.js';
-import type { MetadataStore } from '../metadata/store.js';
-
-/** Heals running at once across the process (ranged reads that miss tier 0). */
-const MAX_HEALS = 2;
+import type { MetadataStore, VersionedValue } from '../metadata/store.js';
 
 /**
- * Several caches as one, nearest first; the last tier is authoritative. Reads fall through to
- * the first tier that has the object and copy it back into tier 0 only when the reader consumed
- * it to the end. Writes go to every tier, all or nothing. The authoritative ETag of each key is
- * kept in the metadata store so a replica notices when another replica replaced an object and
- * drops its stale near copy.
+ * Heals running at once across the process. Each one reads a whole object from a deeper tier
+ * (usually S3) and writes it to local disk; on the 2-core machines hoard targets a handful is
+ * enough to converge tier 0 without starving the requests being served. Saturation skips the
+ * heal; the next ranged read of that key asks again.
+ */
+const MAX_HEALS = 4;
+/** A heal that has not finished by then is abandoned (its tier-0 write is discarded). */
+const HEAL_TIMEOUT_MS = 5 * 60_000;
+/** Compare-and-set rounds a writer spends agreeing the ETag map with the authoritative tier. */
+const PUBLISH_ATTEMPTS = 3;
+
+/**
+ * Background copies of whole objects into tier 0 after ranged reads were served from a deeper
+ * tier. Shared by every namespace view of one tiered cache so the bound and the per-key
+ * deduplication hold process-wide, and so `close` can cancel and drain them.
+ */
+class Healer {
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly controller = new AbortController();
+
+  /** Starts `job` unless one is already running for `id`, the limit is reached, or we are closing. */
+  start(id: string, job: (signal: AbortSignal) => Promise<void>): void {
+    if (this.controller.signal.aborted || this.running.has(id) || this.running.size >= MAX_HEALS) return;
+    const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(HEAL_TIMEOUT_MS)]);
+    const done = job(signal)
+      // Healing is an optimisation: any failure just leaves tier 0 as it was.
+      .catch(() => undefined)
+      .finally(() => this.running.delete(id));
+    this.running.set(id, done);
+  }
+
+  /** Resolves once no heal is running (tests use it instead of sleeping). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running.values());
+  }
+
+  async close(): Promise<void> {
+    this.controller.abort();
+    await this.idle();
+  }
+}
+
+/** Headers a tier-0 copy is created with: the source's, minus what describes one transfer. */
+function copyHeaders(headers: StoredHeaders): StoredHeaders {
+  const stored = { ...headers };
+  delete stored['content-length'];
+  delete stored['content-range'];
+  return stored;
+}
+
+/**
+ * Several caches as one, nearest first; the last tier is authoritative (reference §3.5).
+ *
+ * Reads fall through to the first tier holding a copy that agrees with the authoritative ETag
+ * recorded in the metadata store (a near copy that disagrees was left behind by a replacement on
+ * another replica and is evicted). A full read from a deeper tier is teed into tier 0 and
+ * committed only when the whole body arrived; a ranged read schedules a background heal instead.
+ * Writes go to every tier, authoritative first, and then record the winning ETag.
  */
 class TieredCache implements Cache {
-  private readonly healing: Set<string>;
-
   constructor(
     private readonly tiers: Cache[],
     private readonly metadata: MetadataStore,
     readonly ns: string,
-    healing?: Set<string>,
-  ) {
-    this.healing = healing ?? new Set();
-  }
+    private readonly healer: Healer,
+  ) {}
 
   namespace(ns: string): Cache {
     assertNamespace(ns);
@@ -36,119 +82,256 @@ class TieredCache implements Cache {
       this.tiers.map((t) => t.namespace(ns)),
       this.metadata,
       ns,
-      this.healing,
+      this.healer,
     );
   }
 
-  private async authoritativeETag(key: CacheKey): Promise<string | undefined> {
+  private get last(): number {
+    return this.tiers.length - 1;
+  }
+
+  private tier(i: number): Cache {
+    return this.tiers[i] as Cache;
+  }
+
+  /** The recorded authoritative ETag (with its version for compare-and-set); a metadata outage reads as "none" so local tiers keep serving. */
+  private async recorded(key: CacheKey): Promise<VersionedValue | undefined> {
     try {
-      return (await this.metadata.get(this.ns, key))?.value;
+      return await this.metadata.get(this.ns, key);
     } catch {
       return undefined;
     }
   }
 
-  /** True when a near-tier copy disagrees with the recorded authoritative ETag (and drops it). */
-  private async isStale(tierIndex: number, key: CacheKey, etag: string | undefined): Promise<boolean> {
-    if (tierIndex === this.tiers.length - 1) return false;
-    const expected = await this.authoritativeETag(key);
-    if (expected === undefined || expected === etag) return false;
-    await this.tiers[tierIndex]?.invalidate(key).catch(() => undefined);
+  /**
+   * Decides whether tier `i`'s copy must be skipped because it disagrees with the recorded
+   * authoritative ETag, evicting it when so. `etag` is the copy's ETag when the caller already
+   * knows it; otherwise (a 412 or 416 carries no headers) the tier is asked. A copy that vanished
+   * meanwhile is skipped too. The authoritative tier is never stale by definition.
+   */
+  private async skipStale(i: number, key: CacheKey, recorded: VersionedValue | undefined, etag?: string): Promise<boolean> {
+    if (i === this.last || recorded === undefined) return false;
+    let actual = etag;
+    if (actual === undefined) {
+      try {
+        actual = (await this.tier(i).stat(key)).headers['etag'];
+      } catch (err) {
+        if (isCacheError(err, 'not-found')) return true;
+        throw err;
+      }
+    }
+    if (actual === recorded.value) return false;
+    await this.tier(i).invalidate(key).catch(() => undefined);
     return true;
   }
 
+  /**
+   * The authoritative tier answered with `etag` but the map records something else: the last
+   * map write and the last authoritative write came from different writers (or the writer died
+   * between the two). The authoritative tier is the truth, so the entry is corrected; otherwise
+   * every replica would evict its good near copy and re-read the shared tier on every request.
+   * Compare-and-set on the version read before the tier was asked means a newer publish is
+   * never overwritten (see `publish` for why that ordering suffices).
+   */
+  private async repair(key: CacheKey, recorded: VersionedValue | undefined, etag: string | undefined): Promise<void> {
+    if (recorded === undefined || etag === undefined || recorded.value === etag) return;
+    await this.metadata.compareAndSet(this.ns, key, etag, recorded.version).catch(() => false);
+  }
+
   async stat(key: CacheKey, cond: Conditions = {}): Promise<StatResult> {
+    const recorded = await this.recorded(key);
+    let rejected = false;
     for (const [i, tier] of this.tiers.entries()) {
       let result: StatResult;
       try {
-        // Conditions are evaluated after the staleness check, against the copy we will trust.
-        result = await tier.stat(key);
+        result = await tier.stat(key, cond);
       } catch (err) {
         if (isCacheError(err, 'not-found')) continue;
+        if (isCacheError(err, 'precondition-failed')) {
+          // A stale copy's answer means nothing; a current one's rejection stands unless a deeper
+          // tier holds the version the client pinned.
+          if (!(await this.skipStale(i, key, recorded))) rejected = true;
+          continue;
+        }
+        if (isCacheError(err, 'not-modified')) {
+          if (await this.skipStale(i, key, recorded, err.headers?.['etag'])) continue;
+          if (i === this.last) await this.repair(key, recorded, err.headers?.['etag']);
+        }
         throw err;
       }
-      if (await this.isStale(i, key, result.headers['etag'])) continue;
-      return tier.stat(key, cond);
+      if (await this.skipStale(i, key, recorded, result.headers['etag'])) continue;
+      if (i === this.last) await this.repair(key, recorded, result.headers['etag']);
+      return result;
     }
+    if (rejected) throw new CacheError('precondition-failed', 'precondition failed');
     throw notFound();
   }
 
   async open(key: CacheKey, cond: ReadConditions & { signal?: AbortSignal } = {}): Promise<OpenResult> {
+    // Read before any tier is asked: `repair` relies on the map read preceding the tier read.
+    const recorded = await this.recorded(key);
+    let rejected = false;
     for (const [i, tier] of this.tiers.entries()) {
       let result: OpenResult;
       try {
         result = await tier.open(key, cond);
       } catch (err) {
         if (isCacheError(err, 'not-found')) continue;
+        if (isCacheError(err, 'precondition-failed')) {
+          if (!(await this.skipStale(i, key, recorded))) rejected = true;
+          continue;
+        }
+        // A 304 or 416 computed from a stale copy would answer for an object that was replaced.
+        if (isCacheError(err, 'not-modified')) {
+          if (await this.skipStale(i, key, recorded, err.headers?.['etag'])) continue;
+          if (i === this.last) await this.repair(key, recorded, err.headers?.['etag']);
+        }
+        if (isCacheError(err, 'range-not-satisfiable') && (await this.skipStale(i, key, recorded))) continue;
         throw err;
       }
-      if (await this.isStale(i, key, result.headers['etag'])) {
+      const etag = result.headers['etag'];
+      // With the ETag given, this only compares (and evicts); it cannot fail.
+      if (await this.skipStale(i, key, recorded, etag)) {
         result.body.destroy();
         continue;
       }
-      if (i === 0 || this.tiers.length < 2) return result;
-      if (result.status === 200) return { ...result, body: result.body.pipe(this.backfill(key, result.headers)) };
-      this.heal(key, tier);
+      if (i === this.last) await this.repair(key, recorded, etag);
+      if (i === 0) return result;
+      if (result.status === 200) return { ...result, body: this.backfill(key, result) };
+      // Only a copy of the recorded version may heal: a tier 0 written after the deeper tier was
+      // last updated is newer, and a key with no record has no version to trust.
+      if (etag !== undefined && recorded?.value === etag) this.heal(key, tier, etag);
       return result;
     }
+    if (rejected) throw new CacheError('precondition-failed', 'precondition failed');
     throw notFound();
   }
 
-  /** A pass-through that copies the stream into tier 0, committing only at the reader's EOF. */
-  private backfill(key: CacheKey, headers: StoredHeaders): Transform {
-    const etag = unquoteStrongETag(headers['etag'] ?? '');
-    const stored = { ...headers };
-    delete stored['content-length'];
-    delete stored['content-range'];
-    let writer: CacheWriter | undefined = (this.tiers[0] as Cache).create(key, stored, etag ? { etag } : {});
-    writer.on('error', () => undefined);
-    const abandon = () => {
-      writer?.destroy();
+  /**
+   * The caller's body: `source` passed through a tee into a tier-0 writer. `pipeline` ties the
+   * two streams together, so a source failing mid-stream errors the caller's stream (it must not
+   * hang, and an unlistened 'error' would crash the process) and discards the tier-0 copy, and a
+   * caller that stops reading releases the source (an S3 socket).
+   */
+  private backfill(key: CacheKey, source: OpenResult): Readable {
+    return pipeline(source.body, this.tee(key, source.headers), () => {
+      // Errors reach the caller through the tee, which pipeline destroys with them.
+    });
+  }
+
+  /** A pass-through that copies every chunk into tier 0 and commits only once the source ended. */
+  private tee(key: CacheKey, headers: StoredHeaders): Transform {
+    const raw = unquoteStrongETag(headers['etag'] ?? '');
+    let writer: CacheWriter | undefined;
+    try {
+      writer = this.tier(0).create(key, copyHeaders(headers), raw ? { etag: raw } : {});
+    } catch {
+      // Cannot create a tier-0 entry (bad stored ETag, full disk): serve without backfill.
       writer = undefined;
+    }
+    const abandon = () => {
+      const w = writer;
+      writer = undefined;
+      w?.destroy();
     };
+    // A failing tier-0 write only costs the copy; the caller's read carries on.
+    writer?.on('error', abandon);
     const tee = new Transform({
       transform(chunk: Buffer, _enc, cb) {
-        if (!writer || writer.destroyed) return cb(null, chunk);
-        if (writer.write(chunk)) cb(null, chunk);
-        else writer.once('drain', () => cb(null, chunk));
+        const w = writer;
+        if (!w || w.destroyed) return cb(null, chunk);
+        if (w.write(chunk)) return cb(null, chunk);
+        // Wait for tier 0 to take more, or for it to fail (a destroyed writer never drains).
+        const resume = () => {
+          w.off('drain', resume);
+          w.off('close', resume);
+          cb(null, chunk);
+        };
+        w.once('drain', resume);
+        w.once('close', resume);
       },
       flush(cb) {
-        if (!writer) return cb();
         const w = writer;
+        if (!w) return cb();
         writer = undefined;
         w.end();
+        // The caller sees EOF once the copy is committed, so its next request finds it locally.
         finished(w, () => cb());
       },
     });
-    tee.once('close', () => {
-      if (writer) abandon();
-    });
+    // Destroyed before the source ended (source error, caller gave up): discard the copy.
+    tee.once('close', abandon);
     return tee;
   }
 
-  /** Copies a whole object into tier 0 in the background after a ranged read missed it. */
-  private heal(key: CacheKey, from: Cache): void {
-    const id = `${this.ns}/${key}`;
-    if (this.healing.has(id) || this.healing.size >= MAX_HEALS) return;
-    this.healing.add(id);
-    void (async () => {
+  /**
+   * Copies the whole object into tier 0 in the background after a ranged read was served from
+   * tier `from` with the recorded ETag `etag`. The source is pinned with If-Match, and the map is
+   * checked again just before the commit: a Delete or replacement during the copy must not be
+   * resurrected in tier 0.
+   */
+  private heal(key: CacheKey, from: Cache, etag: string): void {
+    const raw = unquoteStrongETag(etag);
+    if (!raw) return;
+    this.healer.start(`${this.ns}/${key}`, async (signal) => {
+      const full = await from.open(key, { ifMatch: etag, signal });
+      const gate = new Transform({
+        transform: (chunk: Buffer, _enc, cb) => cb(null, chunk),
+        flush: (cb) => {
+          this.recorded(key).then(
+            (now) => cb(now?.value === etag ? null : new Error('heal superseded: the recorded ETag changed during the copy')),
+            (err: Error) => cb(err),
+          );
+        },
+      });
+      await pipelineAsync(full.body, gate, this.tier(0).create(key, copyHeaders(full.headers), { etag: raw, signal }), { signal });
+    });
+  }
+
+  /** Test hook: resolves once every background heal has finished. */
+  async settled(): Promise<void> {
+    await this.healer.idle();
+  }
+
+  /**
+   * Records the authoritative ETag after a write committed everywhere. `before` is the entry as
+   * read when the write started, i.e. before our authoritative commit. If it is still current,
+   * nobody published since, so recording our ETag is right for now; a writer that committed to
+   * the authoritative tier after us will fail its own compare-and-set (we changed the version)
+   * and ask the authoritative tier, which names it. When our compare-and-set fails, someone
+   * published meanwhile and only the authoritative tier knows whose commit landed last, so its
+   * ETag is what gets recorded. Without this, "last publish wins" in the map and "last commit
+   * wins" in the authoritative tier could disagree until the key is written again.
+   *
+   * Why readers may `repair` with the version they read: every value in the map was published
+   * after its writer's authoritative commit, and a reader reads the map before the tier, so the
+   * tier's answer is at least as new as the entry the reader holds; the compare-and-set fails if
+   * anyone published since.
+   */
+  private async publish(key: CacheKey, etag: string, before: Promise<VersionedValue | undefined>): Promise<void> {
+    let target = etag;
+    let seen = await before;
+    for (let attempt = 0; attempt < PUBLISH_ATTEMPTS; attempt++) {
+      if (seen?.value === target) return;
+      if (await this.metadata.compareAndSet(this.ns, key, target, seen?.version ?? null)) return;
+      let current: string | undefined;
       try {
-        const full = await from.open(key);
-        const etag = unquoteStrongETag(full.headers['etag'] ?? '');
-        const stored = { ...full.headers };
-        delete stored['content-length'];
-        await pipeline(full.body, (this.tiers[0] as Cache).create(key, stored, etag ? { etag } : {}));
+        current = (await this.tier(this.last).stat(key)).headers['etag'];
       } catch {
-        // Healing is an optimisation; the next read tries again.
-      } finally {
-        this.healing.delete(id);
+        // Deleted meanwhile, or unreachable: leave the entry to the next writer or reader.
+        return;
       }
-    })();
+      if (current === undefined) return;
+      target = current;
+      seen = await this.metadata.get(this.ns, key);
+    }
   }
 
   create(key: CacheKey, headers: StoredHeaders, opts: CreateOptions = {}): CacheWriter {
     const etag = opts.etag ?? randomUUID();
     const writers = this.tiers.map((t) => t.create(key, headers, { ...opts, etag }));
+    // Read now, before the authoritative tier commits (see `publish`).
+    const before = this.recorded(key);
     for (const w of writers) w.on('error', () => undefined);
     const destroyAll = (err?: Error) => {
       for (const w of writers) w.destroy(err);
@@ -185,7 +368,8 @@ class TieredCache implements Cache {
             for (const w of near) w.end();
             return Promise.all(near.map(waitFor));
           })
-          .then(() => this.metadata.set(this.ns, key, `"${etag}"`).catch(() => undefined))
+          // The map is advisory: a failed publish is corrected by the next reader (`repair`).
+          .then(() => this.publish(key, `"${etag}"`, before).catch(() => undefined))
           .then(() => cb(), (err: Error) => {
             destroyAll(err);
             cb(err);
@@ -216,6 +400,7 @@ class TieredCache implements Cache {
     if (!found) throw notFound();
   }
 
+  /** Evicts the near tiers' copies; the authoritative tier is never touched (reference §3.5). */
   async invalidate(key: CacheKey): Promise<void> {
     for (const tier of this.tiers.slice(0, -1)) await tier.invalidate(key);
   }
@@ -238,6 +423,7 @@ class TieredCache implements Cache {
   }
 
   async close(): Promise<void> {
+    await this.healer.close();
     for (const tier of this.tiers) await tier.close();
   }
 
@@ -249,5 +435,13 @@ class TieredCache implements Cache {
 /** Combines ≥2 caches, nearest first; the last one is authoritative. */
 export function createTieredCache(tiers: Cache[], metadata: MetadataStore): Cache {
   if (tiers.length < 2) throw new Error('a tiered cache needs at least two tiers');
-  return new TieredCache(tiers, metadata, tiers[0]?.ns ?? '');
+  return new TieredCache(tiers, metadata, tiers[0]?.ns ?? '', new Healer());
+}
+
+/**
+ * Waits for a tiered cache's background heals to finish (no-op for other caches). For tests and
+ * benchmarks that must observe tier 0 after a ranged read without sleeping.
+ */
+export async function settleBackgroundWork(cache: Cache): Promise<void> {
+  if (cache instanceof TieredCache) await cache.settled();
 }
