@@ -66,7 +66,7 @@ export const cacheProviders: CacheProvider[] = [
     },
   },
   {
-    spec: { kind: 'cache', name: 's3', description: 'Shared S3 tier (authoritative when last): multipart streaming writes, committed by a companion object.', schema: s3Schema },
+    spec: { kind: 'cache', name: 's3', description: 'Shared S3 tier (authoritative when last): immutable multipart-streamed body per write, committed by writing the small index object that names it.', schema: s3Schema },
     async create(config: z.output<typeof s3Schema>, env: CacheEnv) {
       const settings = { ...DEFAULT_S3_SETTINGS, ...((env.blocks['s3'] ?? {}) as Partial<S3Settings>) };
       const client = sharedS3Client(settings);

@@ -9,6 +9,7 @@ import { CacheError, notFound } from './errors.js';
 import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
 import type { CacheKey } from './key.js';
 import { isMissing } from './s3-client.js';
+import { exactLength } from '../util/exact-length.js';
 import { orderedChunks } from '../util/ordered-chunks.js';
 
 const MiB = 1024 * 1024;
@@ -71,20 +72,6 @@ async function readRange(body: unknown, expected: number): Promise<Buffer> {
   return buf;
 }
 
-/** Passes a ranged GET body through, failing it if S3 sends more or fewer bytes than the range. */
-function exactly(body: Readable, expected: number): Readable {
-  async function* checked(): AsyncGenerator<Buffer> {
-    let seen = 0;
-    for await (const chunk of body) {
-      seen += (chunk as Buffer).length;
-      if (seen > expected) throw new Error('S3 returned more bytes than the range asked for');
-      yield chunk as Buffer;
-    }
-    if (seen !== expected) throw new Error(`S3 range ended early: ${seen} of ${expected} bytes`);
-  }
-  return Readable.from(checked(), { objectMode: false });
-}
-
 function s3Error(action: string, err: unknown): CacheError | Error {
   if (err instanceof CacheError) return err;
   const e = err as { name?: string; message?: string };
@@ -132,7 +119,7 @@ class S3Backend implements Backend {
     }
     const live = { indexKey, indexETag, bodyKey: `${indexKey}.${record.tag}.data`, record };
     if (record.expiresAt <= Date.now()) {
-      void this.removeLive(live).catch(() => undefined);
+      void this.expire(live);
       throw notFound();
     }
     return live;
@@ -180,7 +167,7 @@ class S3Backend implements Backend {
       onClose: () => (first.Body as Readable).destroy(),
       fetch: async (i, chunkSignal) => {
         // The first sub-range streams straight through: the first byte does not wait for a whole part.
-        if (i === 0) return exactly(first.Body as Readable, firstEnd - start + 1);
+        if (i === 0) return exactLength(first.Body as Readable, firstEnd - start + 1, 'S3 range');
         const from = start + i * part;
         const to = Math.min(end, from + part - 1);
         return readRange((await this.get(live, from, to, chunkSignal)).Body, to - from + 1);
@@ -205,6 +192,8 @@ class S3Backend implements Backend {
   private slideExpiry(live: Live): void {
     const now = Date.now();
     if (live.record.expiresAt - now >= this.opts.maxTtlMs / 2) return;
+    // Without the index's ETag the rewrite could not be conditional; skipping one renewal is harmless.
+    if (!live.indexETag) return;
     const record: IndexRecord = { ...live.record, expiresAt: Math.ceil((now + this.opts.maxTtlMs) / 1000) * 1000 };
     void this.putIndex(live.indexKey, record, live.indexETag).catch(() => undefined);
   }
@@ -293,6 +282,25 @@ class S3Backend implements Backend {
       },
       opts.signal,
     );
+  }
+
+  /**
+   * Lazy expiry of an object a read found expired. The index delete is conditional on the index
+   * we read (If-Match): between our read and the delete a peer may have committed a fresh write,
+   * and an unconditional delete would remove it. When the delete is refused (412: replaced) or
+   * fails, nothing else is touched; an endpoint that cannot delete conditionally leaves expired
+   * objects to the bucket's lifecycle rule, which a deployment needs anyway (bodies of crashed
+   * writers). The body is only deleted once its index is gone, since bodies are per-write and
+   * nothing else names it.
+   */
+  private async expire(live: Live): Promise<void> {
+    if (!live.indexETag) return;
+    try {
+      await this.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: live.indexKey, IfMatch: live.indexETag }), AbortSignal.timeout(30_000));
+    } catch {
+      return;
+    }
+    await this.deleteObject(live.bodyKey).catch(() => undefined);
   }
 
   private async removeLive(live: Live): Promise<void> {

@@ -1,7 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { PutObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,4 +111,114 @@ test('s3: a missing bucket or unreachable endpoint fails with a clear message', 
   await assert.rejects(verifyBucket(clientFor(s3), 'no-such-bucket', 'cache s3'), /cache s3: S3 bucket "no-such-bucket" is not usable \(bucket does not exist\)/);
   const dead = sharedS3Client({ endpoint: 'http://127.0.0.1:1', region: 'us-east-1', 'use-ssl': false, 'skip-ssl-verify': false, 'use-path-style': true, 'access-key-id': 'x', 'secret-access-key': 'y' });
   await assert.rejects(verifyBucket(dead, 'b', 'cache s3'), /cache s3: S3 bucket "b" is not usable \(.*ECONNREFUSED/);
+});
+
+type Send = () => Promise<unknown>;
+
+/**
+ * A client of its own (not the shared one) whose requests pass through `hook`, which decides when
+ * to send them, so a test can hold one request (a TTL renewal, a lazy-expiry delete) while a peer
+ * writes.
+ */
+function interceptedClient(s3: S3rverHandle, hook: (command: string, input: { Key?: string }, send: Send) => Promise<unknown>): S3Client {
+  const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  client.middlewareStack.add(
+    (next, context) => (args) => hook(context.commandName ?? '', args.input as { Key?: string }, () => next(args)) as ReturnType<typeof next>,
+    { step: 'initialize', name: 'testHold' },
+  );
+  return client;
+}
+
+/**
+ * Holds the first request `matches` accepts after `arm()` until `release()`. `entered` resolves
+ * when it arrives, `done` once S3 answered it (success or refusal).
+ */
+function holdOne(matches: (command: string, input: { Key?: string }) => boolean) {
+  let armed = false;
+  let release!: () => void;
+  let entered!: () => void;
+  let finished!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  return {
+    arm: () => (armed = true),
+    entered: new Promise<void>((resolve) => (entered = resolve)),
+    done: new Promise<void>((resolve) => (finished = resolve)),
+    release: () => release(),
+    hook: async (command: string, input: { Key?: string }, send: Send) => {
+      if (!armed || !matches(command, input)) return send();
+      armed = false;
+      entered();
+      await gate;
+      try {
+        return await send();
+      } finally {
+        finished();
+      }
+    },
+  };
+}
+
+const indexPath = (ns: string, key: string) => `${ns}/${key.slice(0, 2)}/${key}`;
+
+test('s3: sliding TTL — a read in the second half of the life extends it; one in the first half writes nothing', async () => {
+  const cache = cacheFor(s3, { maxTtlMs: 6000 }).namespace('slide');
+  await put(cache, 'read', 'kept alive', {}, { ttlMs: 2000 });
+  await put(cache, 'unread', 'left alone', {}, { ttlMs: 2000 });
+  await put(cache, 'young', 'full life', {});
+  s3.requests.length = 0;
+  await readAll((await cache.open(parseKey('young'))).body);
+  await sleep(200);
+  assert.equal(s3.requests.filter((r) => r.method === 'PUT').length, 0, 'no renewal while more than half the max TTL remains');
+  // ≤ 3 s left of a 6 s maximum: this read renews to now + 6 s.
+  await readAll((await cache.open(parseKey('read'))).body);
+  await sleep(200);
+  const key = parseKey('read');
+  assert.ok(s3.requests.some((r) => r.method === 'PUT' && r.path.endsWith(indexPath('slide', key))), 'the index was rewritten');
+  await sleep(3300); // past the original expiry of both short-lived objects
+  assert.equal((await cache.stat(key)).size, 'kept alive'.length);
+  await assert.rejects(cache.stat(parseKey('unread')), /not found/);
+});
+
+test('s3: a TTL renewal never undoes a newer write', async () => {
+  const ns = 'slide-race';
+  const key = parseKey('k');
+  const hold = holdOne((command, input) => command === 'PutObjectCommand' && input.Key === indexPath(ns, key));
+  const reader = createS3Cache({ client: interceptedClient(s3, hold.hook), bucket: s3.bucket, maxTtlMs: 6000, uploadConcurrency: 1, uploadPartBytes: 5 * MiB, downloadConcurrency: 1, downloadPartBytes: 4 * MiB }).namespace(ns);
+  const writer = cacheFor(s3, { maxTtlMs: 6000 }).namespace(ns);
+  await put(writer, 'k', 'old bytes', {}, { ttlMs: 2000, etag: 'old' });
+  hold.arm();
+  await readAll((await reader.open(key)).body); // schedules the renewal of "old"
+  await hold.entered;
+  await put(writer, 'k', 'new bytes', {}, { etag: 'new' });
+  hold.release();
+  await hold.done;
+  const got = await writer.open(key);
+  assert.equal(got.headers['etag'], '"new"', 'the renewal was conditional on the index it read');
+  assert.equal((await readAll(got.body)).toString(), 'new bytes');
+});
+
+test('s3: lazy expiry never deletes a fresh object a peer wrote after the expired read', async () => {
+  const ns = 'expiry-race';
+  const key = parseKey('k');
+  const hold = holdOne((command, input) => command === 'DeleteObjectCommand' && input.Key === indexPath(ns, key));
+  const reader = createS3Cache({ client: interceptedClient(s3, hold.hook), bucket: s3.bucket, maxTtlMs: 3_600_000, uploadConcurrency: 1, uploadPartBytes: 5 * MiB, downloadConcurrency: 1, downloadPartBytes: 4 * MiB }).namespace(ns);
+  const writer = cacheFor(s3).namespace(ns);
+  await put(writer, 'k', 'short-lived', {}, { ttlMs: 1000 });
+  await sleep(2100);
+  hold.arm();
+  await assert.rejects(reader.stat(key), /not found/); // expired: starts the lazy delete
+  await hold.entered;
+  await put(writer, 'k', 'fresh', {}, { etag: 'fresh' });
+  hold.release();
+  await hold.done;
+  const got = await writer.open(key);
+  assert.equal(got.headers['etag'], '"fresh"');
+  assert.equal((await readAll(got.body)).toString(), 'fresh');
+  // Without a peer write the expired object is removed (index and body).
+  await put(writer, 'gone', 'short-lived', {}, { ttlMs: 1000 });
+  await sleep(2100);
+  await assert.rejects(reader.stat(parseKey('gone')), /not found/);
+  await sleep(300);
+  const left = await clientFor(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: indexPath(ns, parseKey('gone')) }));
+  assert.deepEqual(left.Contents ?? [], []);
 });
