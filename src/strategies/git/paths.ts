@@ -20,9 +20,10 @@ const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 export class InvalidGitPathError extends Error {}
 
 /**
- * Parses and validates the part of the URL after `/git/`. Every repository segment must be a
- * plain name: no `..`, no leading `-` (option injection), no leading `.` (dot-directories hold
- * hoard's scratch space), no percent-escapes or control characters.
+ * Parses and validates the part of the URL after `/git/` (the raw, undecoded path). No segment
+ * anywhere may be empty, `.`/`..` or start with `-` (option injection); repository segments must
+ * also be plain names: no leading `.` (dot-directories hold hoard's scratch space), no `.git`
+ * except on the last one, no percent-escapes or control characters.
  */
 export function parseGitPath(afterGit: string): GitRequestPath {
   const slash = afterGit.indexOf('/');
@@ -33,9 +34,17 @@ export function parseGitPath(afterGit: string): GitRequestPath {
   const port = host.includes(':') ? Number(host.split(':')[1]) : undefined;
   if (port !== undefined && (port < 1 || port > 65535)) throw new InvalidGitPathError(`invalid port in ${JSON.stringify(host)}`);
   if (/[%\\\x00-\x20\x7f]/.test(rawPath)) throw new InvalidGitPathError('repository path contains escapes or control characters');
+  if (rawPath === '') throw new InvalidGitPathError('missing repository path');
+  // Every segment is checked before the path is split into repository and operation: the tail is
+  // forwarded upstream, and `new URL` would resolve a `..` there into another upstream path.
+  for (const segment of rawPath.split('/')) {
+    if (segment === '') throw new InvalidGitPathError('empty path segment (doubled or trailing "/")');
+    if (segment === '.' || segment === '..') throw new InvalidGitPathError(`relative path segment ${JSON.stringify(segment)} is not allowed`);
+    if (segment.startsWith('-')) throw new InvalidGitPathError(`option-like path segment ${JSON.stringify(segment)} is not allowed`);
+  }
 
   let operation = '';
-  let repo = rawPath.replace(/\/+$/, '');
+  let repo = rawPath;
   for (const op of OPERATIONS) {
     if (repo === op) throw new InvalidGitPathError('missing repository path');
     if (repo.endsWith(`/${op}`)) {
@@ -55,9 +64,14 @@ export function parseGitPath(afterGit: string): GitRequestPath {
   repo = repo.replace(/\.git$/, '');
   const segments = repo.split('/');
   if (segments.length < 1 || segments.length > 8 || repo === '') throw new InvalidGitPathError('missing repository path');
-  for (const segment of segments) {
+  for (const [i, segment] of segments.entries()) {
     if (!SEGMENT.test(segment) || segment.length > 100 || segment.endsWith('.lock')) {
       throw new InvalidGitPathError(`invalid repository path segment ${JSON.stringify(segment)}`);
+    }
+    // Mirrors live at `<host>/<repo>.git`; a `.git` directory before the last segment would put a
+    // mirror inside another mirror (and make discovery stop at the outer one).
+    if (i < segments.length - 1 && segment.endsWith('.git')) {
+      throw new InvalidGitPathError(`only the last repository path segment may end in .git (got ${JSON.stringify(segment)})`);
     }
   }
   return { host, repoPath: repo, operation, rawPath };
