@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { promises as fs } from 'node:fs';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { waitForDrain } from './backpressure.js';
 import { relayableHeaders } from './upstream.js';
 
 /** What a spool records: a response head and a body (an upstream IncomingMessage qualifies). */
@@ -39,8 +41,10 @@ export class Spool {
   }
 
   /**
-   * Starts recording the response `fetch` yields into `file`. `keepLength`: the source's
-   * Content-Length is the whole body (a cached object), so followers get it too.
+   * Starts recording the response `fetch` yields into `file`, which must not exist yet (each
+   * spool owns its file: a reader of one spool must never see another spool's bytes).
+   * `keepLength`: the source's Content-Length is the whole body (a cached object), so followers
+   * get it too.
    */
   static start(file: string, fetch: () => Promise<SpoolSource>, opts: { keepLength?: boolean } = {}): Spool {
     const spool = new Spool(file, opts.keepLength ?? false);
@@ -52,7 +56,8 @@ export class Spool {
     let handle: fs.FileHandle | undefined;
     try {
       await fs.mkdir(path.dirname(this.file), { recursive: true });
-      handle = await fs.open(this.file, 'w');
+      // 'wx': never truncate a file another spool's readers may still be reading.
+      handle = await fs.open(this.file, 'wx');
       const upstream = await fetch();
       const status = upstream.statusCode ?? 502;
       if (status < 200 || status > 299) {
@@ -111,8 +116,14 @@ export class Spool {
         if (res.destroyed) return;
         if (position < this.size) {
           const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_CHUNK, this.size - position), position);
+          if (bytesRead === 0) {
+            // The file is shorter than what was recorded into it (removed or truncated under us):
+            // retrying would spin forever, and the response cannot be completed.
+            res.destroy(new Error(`spool file ${this.file} lost bytes at offset ${position} of ${this.size}`));
+            return;
+          }
           position += bytesRead;
-          if (!res.write(Buffer.from(buffer.subarray(0, bytesRead)))) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+          if (!res.write(Buffer.from(buffer.subarray(0, bytesRead)))) await waitForDrain(res);
           continue;
         }
         if (this.done) break;
@@ -153,8 +164,11 @@ export class SpoolSet {
     const existing = this.spools.get(key);
     if (existing && !existing.failed) return existing;
     if (this.spools.size >= this.maxSpools && !existing) return undefined;
-    const spool = Spool.start(path.join(this.dir, `${key}.spool`), fetch);
+    // A fresh file per spool: readers of a failed spool keep reading (and then failing on) its own
+    // bytes while the retry records elsewhere.
+    const spool = Spool.start(path.join(this.dir, `${key}-${randomBytes(6).toString('hex')}.spool`), fetch);
     this.spools.set(key, spool);
+    if (existing) void existing.dispose();
     return spool;
   }
 
