@@ -39,7 +39,7 @@ export const globalBlockSchemas = {
   scheduler: z
     .strictObject({
       concurrency: z.number().int().min(0).default(4).describe('Concurrent background jobs (0 = number of cores).'),
-      'max-clone-concurrency': z.number().int().min(0).default(0).describe('Concurrent clones (0 = no extra limit).'),
+      'max-clone-concurrency': z.number().int().min(0).default(0).describe('Concurrent clone-like jobs (0 = half of concurrency, at least 1; no cap with one worker).'),
       'scheduler-db': z.string().default('${HOARD_STATE}/scheduler.db').describe('Where periodic job times are remembered.'),
     })
     .describe('Background job scheduler.'),

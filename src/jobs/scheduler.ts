@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { Logger } from 'pino';
 
 /** A unit of background work. `signal` aborts when the scheduler stops. */
@@ -14,9 +15,12 @@ interface Job {
 
 /** Scheduler limits (reference git §6.7). */
 export interface SchedulerOptions {
-  /** Workers; 0 = number of cores. */
+  /** Workers; 0 = the CPUs this process may use (`os.availableParallelism()`). */
   concurrency: number;
-  /** Clone-like jobs at once; 0 = max(1, concurrency/2) (unlimited with one worker). */
+  /**
+   * Clone-like jobs at once; 0 = max(1, workers/2), or no cap with a single worker (as cachew:
+   * clones never take every worker, so fetches and snapshots keep running during a clone storm).
+   */
   maxCloneConcurrency: number;
   /** Jobs waiting in all queues together; submissions beyond it are rejected. */
   maxPending?: number;
@@ -42,9 +46,20 @@ export class Scheduler {
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: SchedulerOptions) {
-    this.workers = opts.concurrency > 0 ? opts.concurrency : Math.max(1, (globalThis.navigator?.hardwareConcurrency as number | undefined) ?? 2);
+    // os.availableParallelism follows the CPU affinity mask (Node 20 has no `navigator`).
+    this.workers = opts.concurrency > 0 ? opts.concurrency : Math.max(1, os.availableParallelism());
     this.cloneCap = opts.maxCloneConcurrency > 0 ? opts.maxCloneConcurrency : this.workers === 1 ? Infinity : Math.max(1, Math.floor(this.workers / 2));
     this.maxPending = opts.maxPending ?? 10_000;
+  }
+
+  /** Workers actually used (after resolving `concurrency = 0`). */
+  get workerCount(): number {
+    return this.workers;
+  }
+
+  /** Clone-like jobs allowed at once (after resolving `max-clone-concurrency = 0`). */
+  get cloneLimit(): number {
+    return this.cloneCap;
   }
 
   /** Number of queued (not yet running) jobs. */

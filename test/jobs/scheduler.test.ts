@@ -1,5 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { pino } from 'pino';
 import { Scheduler } from '../../src/jobs/scheduler.js';
 
@@ -101,5 +102,38 @@ describe('Scheduler', () => {
     assert.ok(finished, 'running job completed during drain');
     assert.ok(aborted, 'job past the drain timeout saw its signal abort');
     assert.ok(Date.now() - started < 1000);
+  });
+
+  test('concurrency 0 uses every CPU this process may use', async () => {
+    // Stubbed so the test means something on a 2-core machine too (the old fallback was 2).
+    const real = os.availableParallelism;
+    os.availableParallelism = () => 5;
+    let s: Scheduler;
+    try {
+      s = new Scheduler({ concurrency: 0, maxCloneConcurrency: 0, logger });
+    } finally {
+      os.availableParallelism = real;
+    }
+    assert.equal(s.workerCount, 5);
+    const t = tracker();
+    await Promise.all(Array.from({ length: 8 }, (_, i) => s.submit(`q${i}`, `j${i}`, t.job('any', 30))));
+    assert.equal(t.peak, 5);
+    await s.drain();
+  });
+
+  test('max-clone-concurrency 0 caps clones at half the workers (at least 1), none with one worker', async () => {
+    assert.equal(new Scheduler({ concurrency: 4, maxCloneConcurrency: 0, logger }).cloneLimit, 2);
+    assert.equal(new Scheduler({ concurrency: 3, maxCloneConcurrency: 0, logger }).cloneLimit, 1);
+    assert.equal(new Scheduler({ concurrency: 1, maxCloneConcurrency: 0, logger }).cloneLimit, Infinity);
+    assert.equal(new Scheduler({ concurrency: 4, maxCloneConcurrency: 3, logger }).cloneLimit, 3);
+    const s = new Scheduler({ concurrency: 4, maxCloneConcurrency: 0, logger });
+    const t = tracker();
+    const jobs: Promise<void>[] = [];
+    for (let i = 0; i < 6; i++) jobs.push(s.submit(`clone-${i}`, `clone${i}`, t.job('clone', 20), { clone: true }));
+    for (let i = 0; i < 4; i++) jobs.push(s.submit(`fetch-${i}`, `fetch${i}`, t.job('fetch', 20)));
+    await Promise.all(jobs);
+    assert.equal(t.peakOf('clone'), 2);
+    assert.ok(t.peakOf('fetch') >= 2, 'fetches keep running beside the clones');
+    await s.drain();
   });
 });
