@@ -55,6 +55,8 @@ export class Repository {
   private fetching: Promise<void> | undefined;
   /** Held while something (a mirror snapshot) must see a mirror no fetch is changing. */
   private exclusion: Promise<void> | undefined;
+  /** The queued or running catch-up fetch (at most one per repository). */
+  private backgroundFetch: Promise<void> | undefined;
   private refCheckAt = 0;
   private refCheckStale = false;
   private readonly stateWaiters = new Set<() => void>();
@@ -113,11 +115,6 @@ export class Repository {
     }
   }
 
-  /**
-   * Clones the mirror (the caller won `tryStartCloning`). Works in a scratch directory and renames
-   * into place, so a failure leaves nothing at the mirror path and never touches siblings.
-   * Always ends Ready or Empty.
-   */
   /** True while `clone` runs (distinguishes a queued clone from a running one). */
   cloneInProgress = false;
 
@@ -127,8 +124,10 @@ export class Repository {
   }
 
   /**
-   * Builds the mirror in `target` (default: a full `git clone --mirror` from upstream; the
-   * strategy may restore a mirror snapshot instead) and renames it into place.
+   * Clones the mirror (the caller won `tryStartCloning`): builds it in `target` inside a scratch
+   * directory (default: a full `git clone --mirror` from upstream; the strategy may restore a
+   * mirror snapshot instead) and renames it into place, so a failure leaves nothing at the mirror
+   * path and never touches siblings. Always ends Ready or Empty.
    */
   async clone(signal: AbortSignal, populate?: (target: string, signal: AbortSignal) => Promise<void>): Promise<void> {
     if (this.state !== 'cloning') throw new Error(`clone of ${this.upstreamURL} started in state ${this.state}`);
@@ -176,12 +175,17 @@ export class Repository {
    * upstream as of now.
    */
   async fetch(opts: { signal?: AbortSignal | undefined; verified?: boolean; lenient?: boolean } = {}): Promise<void> {
-    while (this.exclusion) await this.exclusion;
-    if (this.fetching) {
+    // Fetches that were already running when we were called cannot prove freshness to a verified
+    // caller; one that starts after that point can.
+    const before = this.fetching;
+    for (;;) {
+      // Checked on every pass: while we waited for a fetch, a mirror snapshot may have claimed the
+      // exclusion (it waits for that same fetch), and it must see no fetch until it is done.
+      while (this.exclusion) await this.exclusion;
       const running = this.fetching;
-      if (!opts.verified) return running;
+      if (!running) break;
+      if (!opts.verified || running !== before) return running;
       await running.catch(() => undefined);
-      if (this.fetching && this.fetching !== running) return this.fetching;
     }
     const speed = opts.lenient ? [] : ['-c', 'http.lowSpeedLimit=1000', '-c', 'http.lowSpeedTime=60'];
     const run = this.git(['-C', this.mirrorDir, '-c', 'http.postBuffer=524288000', ...speed, 'fetch', '--prune', '--prune-tags', '--quiet', 'origin'], {
@@ -201,11 +205,27 @@ export class Repository {
   }
 
   /**
+   * Queues a background catch-up fetch through `submit` unless one is already queued or running,
+   * and returns it. During a stale window every ref listing asks for a fetch; one per repository
+   * is enough, since a fetch brings in everything upstream has when it runs.
+   */
+  fetchInBackground(submit: (job: (signal: AbortSignal) => Promise<void>) => Promise<void>): Promise<void> {
+    if (this.backgroundFetch) return this.backgroundFetch;
+    const queued = submit((signal) => this.fetch({ signal })).finally(() => {
+      if (this.backgroundFetch === queued) this.backgroundFetch = undefined;
+    });
+    this.backgroundFetch = queued;
+    return queued;
+  }
+
+  /**
    * True when upstream's branches differ from the mirror's. Rate-limited to one check per
    * ref-check-interval (the timestamp is taken before the check so concurrent requests do not
-   * stampede); a failed ls-remote counts as fresh.
+   * stampede); a failed ls-remote counts as fresh. While a background fetch is pending the refs
+   * are known to be behind, so no ls-remote runs until it lands.
    */
   async refsStale(): Promise<boolean> {
+    if (this.backgroundFetch) return true;
     const now = Date.now();
     if (now - this.refCheckAt < this.settings.refCheckIntervalMs) return this.refCheckStale;
     this.refCheckAt = now;
