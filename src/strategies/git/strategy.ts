@@ -1,8 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { duration } from '../../config/duration.js';
@@ -10,6 +9,7 @@ import { Scheduler } from '../../jobs/scheduler.js';
 import { sendText } from '../../server/router.js';
 import type { Strategy, StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
+import { waitForDrain } from './backpressure.js';
 import { runHttpBackend } from './cgi.js';
 import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
 import { Repository, type RepoSettings } from './repository.js';
@@ -17,6 +17,7 @@ import { SpoolSet, SpoolUnavailableError } from './spool.js';
 import { CorruptMirrorSnapshotError, SnapshotService } from './snapshots.js';
 import type { Cache } from '../../cache/cache.js';
 import type { MetadataStore } from '../../metadata/store.js';
+import { isLsRefsRequest } from './upload-pack-request.js';
 import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstream.js';
 
 const gitSchema = z.strictObject({
@@ -56,15 +57,6 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks, size);
 }
 
-function decodedPrefix(req: IncomingMessage, body: Buffer): string {
-  try {
-    const plain = String(req.headers['content-encoding'] ?? '').includes('gzip') ? gunzipSync(body.subarray(0, 1 << 20)) : body;
-    return plain.subarray(0, 4096).toString('latin1');
-  } catch {
-    return '';
-  }
-}
-
 /** The git caching strategy: smart-HTTP served from local mirrors (reference git §2-3, §6). */
 class GitStrategy implements Strategy {
   readonly name = 'git';
@@ -82,6 +74,9 @@ class GitStrategy implements Strategy {
   /** Identifies this replica in generation claims. */
   private readonly replicaId = randomUUID();
   private closing = false;
+  /** `allowed-hosts` and `plain-http-hosts`, lowercased: request hosts are lowercased too. */
+  private readonly allowedHosts: ReadonlySet<string>;
+  private readonly plainHttpHosts: ReadonlySet<string>;
 
   constructor(
     private readonly config: GitConfig,
@@ -94,6 +89,8 @@ class GitStrategy implements Strategy {
     schedulerBlock: Record<string, unknown>,
   ) {
     const num = (v: unknown, d: number) => (typeof v === 'number' ? v : d);
+    this.allowedHosts = new Set(config['allowed-hosts'].map((h) => h.toLowerCase()));
+    this.plainHttpHosts = new Set(config['plain-http-hosts'].map((h) => h.toLowerCase()));
     this.spoolRoot = path.join(stateDir, 'git-spool');
     this.settings = {
       mirrorRoot,
@@ -237,6 +234,7 @@ class GitStrategy implements Strategy {
     const found = await this.discover(this.settings.mirrorRoot, []);
     this.logger.info({ mirrors: found.length }, 'discovered mirrors');
     for (const repo of found) {
+      // Startup fetches run in the background; a failure is per repository and only logged.
       void this.scheduler
         .submit(`${repo.upstreamURL}/fetch`, 'startup-fetch', async (signal) => {
           await repo.configure();
@@ -251,9 +249,20 @@ class GitStrategy implements Strategy {
   private async discover(dir: string, rel: string[]): Promise<Repository[]> {
     const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
     if (rel.length >= 2 && entries.some((e) => e.name === 'HEAD' && e.isFile())) {
-      const [host, ...repoParts] = rel;
-      const repoPath = repoParts.join('/').replace(/\.git$/, '');
-      const repo = new Repository(this.upstreamURL(host as string, repoPath), dir, this.settings, 'ready');
+      let parsed: GitRequestPath;
+      try {
+        // The same rules as requests, so a discovered mirror has the identity a request would give it.
+        parsed = parseGitPath(rel.join('/'));
+      } catch (err) {
+        this.logger.warn({ dir, err: (err as Error).message }, 'ignoring a mirror directory whose path no request could name');
+        return [];
+      }
+      if (!this.hostAllowed(parsed.host)) {
+        // Config changed since the mirror was made: never contact that host again, not even to fetch.
+        this.logger.warn({ dir, host: parsed.host }, 'ignoring a mirror whose host is not in allowed-hosts');
+        return [];
+      }
+      const repo = new Repository(this.upstreamURL(parsed.host, parsed.repoPath), dir, this.settings, 'ready');
       this.repos.set(repo.upstreamURL, repo);
       return [repo];
     }
@@ -266,9 +275,16 @@ class GitStrategy implements Strategy {
     return out;
   }
 
+  private hostAllowed(host: string): boolean {
+    return this.allowedHosts.size === 0 || this.allowedHosts.has(host);
+  }
+
+  private scheme(host: string): 'http' | 'https' {
+    return this.plainHttpHosts.has(host) ? 'http' : 'https';
+  }
+
   private upstreamURL(host: string, repoPath: string): string {
-    const scheme = this.config['plain-http-hosts'].includes(host) ? 'http' : 'https';
-    return `${scheme}://${host}/${repoPath}`;
+    return `${this.scheme(host)}://${host}/${repoPath}`;
   }
 
   private repository(parsed: GitRequestPath): Repository {
@@ -276,10 +292,28 @@ class GitStrategy implements Strategy {
     let repo = this.repos.get(url);
     if (!repo) {
       const dir = path.join(this.settings.mirrorRoot, parsed.host, `${parsed.repoPath}.git`);
-      repo = new Repository(url, dir, this.settings, 'empty');
+      // A mirror on disk without a record (its record was dropped after a failed attempt that lost
+      // a race to another one) is Ready: cloning over it could only fail at the rename.
+      repo = new Repository(url, dir, this.settings, existsSync(path.join(dir, 'HEAD')) ? 'ready' : 'empty');
       this.repos.set(url, repo);
     }
     return repo;
+  }
+
+  /**
+   * Forgets a repository that ended Empty after a failed clone, so a scan of random paths cannot
+   * grow the map without bound. Kept while a mirror restore for it is pending: that job holds this
+   * record, and a second record for the same upstream could clone beside it.
+   */
+  private forgetIfEmpty(repo: Repository): void {
+    const url = repo.upstreamURL;
+    if (repo.state !== 'empty' || this.repos.get(url) !== repo || this.restores.has(url) || this.restoring.has(url)) return;
+    this.repos.delete(url);
+  }
+
+  /** Number of repository records held (tests check it stays bounded). */
+  get repositoryCount(): number {
+    return this.repos.size;
   }
 
   /** Entry point for every `/git/*` request. */
@@ -291,12 +325,14 @@ class GitStrategy implements Strategy {
       if (err instanceof InvalidGitPathError) return sendText(res, 400, `bad git path: ${err.message}`);
       throw err;
     }
-    const allowed = this.config['allowed-hosts'];
-    if (allowed.length > 0 && !allowed.includes(parsed.host)) {
-      return sendText(res, 403, `host not allowed: ${parsed.host} (allowed-hosts: ${allowed.join(', ')})`);
+    if (!this.hostAllowed(parsed.host)) {
+      return sendText(res, 403, `host not allowed: ${parsed.host} (allowed-hosts: ${[...this.allowedHosts].join(', ')})`);
     }
-    const queryText = query.toString();
-    const forwardUrl = new URL(`${this.config['plain-http-hosts'].includes(parsed.host) ? 'http' : 'https'}://${parsed.host}/${parsed.rawPath}${queryText ? `?${queryText}` : ''}`);
+    // The query goes upstream exactly as the client wrote it: re-serialising the parsed form
+    // changes it (`a` becomes `a=`, `%20` becomes `+`), which signed or opaque queries do not survive.
+    const queryAt = (req.url ?? '').indexOf('?');
+    const rawQuery = queryAt === -1 ? '' : (req.url ?? '').slice(queryAt + 1);
+    const forwardUrl = new URL(`${this.scheme(parsed.host)}://${parsed.host}/${parsed.rawPath}${rawQuery ? `?${rawQuery}` : ''}`);
     const op = parsed.operation;
 
     if (op === 'snapshot.tar.zst' || op === 'snapshot.bundle' || op === 'lfs-snapshot.tar.zst' || op === 'ensure-refs') {
@@ -309,7 +345,6 @@ class GitStrategy implements Strategy {
     const isUploadPack = op === 'git-upload-pack' && req.method === 'POST';
     if (!isInfoRefs && !isUploadPack) return forwardToUpstream(req, res, forwardUrl);
 
-    const repo = this.repository(parsed);
     let body: Buffer | undefined;
     if (isUploadPack) {
       try {
@@ -319,7 +354,9 @@ class GitStrategy implements Strategy {
         throw err;
       }
     }
-
+    // Looked up only now: a record taken before the body arrived may have been dropped meanwhile
+    // (its clone failed), and starting a clone on a dropped record would race the live one.
+    const repo = this.repository(parsed);
     if (repo.state === 'ready') return this.serveFromMirror(req, res, repo, parsed, forwardUrl, body);
     this.startClone(repo);
     if (isInfoRefs || !body) return forwardToUpstream(req, res, forwardUrl, body);
@@ -329,7 +366,9 @@ class GitStrategy implements Strategy {
   /** Starts the background clone unless someone else already did. */
   private startClone(repo: Repository): void {
     if (!repo.tryStartCloning()) return;
-    void this.runClone(repo, (target, signal) => this.populateMirror(repo, target, signal)).catch(() => undefined);
+    void this.runClone(repo, (target, signal) => this.populateMirror(repo, target, signal))
+      .catch(() => undefined)
+      .finally(() => this.forgetIfEmpty(repo));
   }
 
   /**
@@ -388,8 +427,7 @@ class GitStrategy implements Strategy {
   }
 
   private async serveFromMirror(req: IncomingMessage, res: ServerResponse, repo: Repository, parsed: GitRequestPath, forwardUrl: URL, body: Buffer | undefined): Promise<void> {
-    const isLsRefs = body !== undefined && String(req.headers['git-protocol'] ?? '').includes('version=2') && decodedPrefix(req, body).includes('command=ls-refs');
-    const isAdvertisement = body === undefined || isLsRefs;
+    const isAdvertisement = body === undefined || isLsRefsRequest(req.headers, body);
     if (isAdvertisement && (await repo.refsStale())) {
       // Answer this ref listing from upstream so the client sees fresh refs now; catch up in the background.
       this.queueFetch(repo);
@@ -428,7 +466,7 @@ class GitStrategy implements Strategy {
           heldBytes += (chunk as Buffer).length;
           if (heldBytes > HOLD_BACK_BYTES) flush();
         } else if (!res.write(chunk)) {
-          await Promise.race([new Promise((r) => res.once('drain', r)), new Promise((r) => res.once('close', r))]);
+          await waitForDrain(res);
           if (res.destroyed) break;
         }
       }
@@ -450,8 +488,9 @@ class GitStrategy implements Strategy {
     }
   }
 
+  /** Queues a catch-up fetch on the repository's fetch queue; joins the one already pending. */
   private queueFetch(repo: Repository): void {
-    this.scheduler.submit(`${repo.upstreamURL}/fetch`, 'fetch', (signal) => repo.fetch({ signal })).catch(() => undefined);
+    repo.fetchInBackground((job) => this.scheduler.submit(`${repo.upstreamURL}/fetch`, 'fetch', job)).catch(() => undefined);
   }
 
   async close(): Promise<void> {
