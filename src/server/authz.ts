@@ -3,8 +3,8 @@
  * only; everything else is open. Kept as a pure function so a policy engine can replace it.
  */
 
-/** Paths only loopback callers may use by default. */
-const PROTECTED_PREFIXES = ['/api/', '/admin/'];
+/** First path segments only trusted callers may use by default (cachew §7.1). */
+const PROTECTED_SEGMENTS = new Set(['api', 'admin']);
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
 export function isLoopbackAddress(address: string | undefined): boolean {
@@ -14,8 +14,16 @@ export function isLoopbackAddress(address: string | undefined): boolean {
   return address === '::1';
 }
 
-/** Decides whether `remoteAddress` may call `path`. */
-export function isAllowed(path: string, remoteAddress: string | undefined): boolean {
-  const guarded = PROTECTED_PREFIXES.some((prefix) => path.startsWith(prefix) || `${path}/` === prefix);
-  return !guarded || isLoopbackAddress(remoteAddress);
+/** Decides whether a remote address counts as trusted (loopback unless a caller says otherwise). */
+export type TrustedRemote = (remoteAddress: string | undefined) => boolean;
+
+/**
+ * Decides whether `remoteAddress` may call `path`. `path` must be the decoded path the router
+ * matches (see request-path.ts), never the raw request target. Like cachew, the first segment is
+ * taken after trimming leading slashes, so `//api/...` is guarded too; it is compared
+ * case-insensitively so no spelling of `api`/`admin` can slip past a less strict router.
+ */
+export function isAllowed(path: string, remoteAddress: string | undefined, trusted: TrustedRemote = isLoopbackAddress): boolean {
+  const first = path.replace(/^\/+/, '').split('/')[0]?.toLowerCase() ?? '';
+  return !PROTECTED_SEGMENTS.has(first) || trusted(remoteAddress);
 }

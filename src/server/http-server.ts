@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { isAllowed } from './authz.js';
+import { isAllowed, isLoopbackAddress, type TrustedRemote } from './authz.js';
+import { normaliseRequestPath } from './request-path.js';
 import type { ServerMetrics } from './metrics.js';
 import { Router, sendText } from './router.js';
 import { isCacheError } from '../cache/errors.js';
@@ -23,48 +24,88 @@ function statusFor(err: unknown): { status: number; message: string } {
 }
 
 /**
- * Builds the node:http server: authorization, routing, request logs and metrics around the
- * strategies' handlers. There is deliberately no total request timeout: snapshot and pack
- * downloads may legitimately take many minutes.
+ * Server timeouts, chosen for multi-GB snapshot and archive transfers:
+ * - headers must arrive within 30 s (cachew's header-read timeout): slowloris protection;
+ * - no total request or response deadline: a 5 GB upload or download on a slow link may take
+ *   hours, and cachew's fixed 30 min read/write limits cut such transfers off (its [bug?]);
+ * - instead a connection idle for 10 min (no bytes either way) is closed. That ends stalled
+ *   uploads (the handler then sees an abort and stores nothing) and dead readers, while any
+ *   transfer that makes progress lives as long as it needs. 10 min leaves room for handlers
+ *   that think before their first byte (a cold git mirror, an S3 restore);
+ * - idle keep-alive connections are kept 65 s, longer than the 60 s idle timeout of common load
+ *   balancers, so the balancer (not us) closes first and never reuses a socket we just closed.
  */
-export function createHttpServer(opts: { router: Router; logger: Logger; metrics: ServerMetrics }): http.Server {
+export const SERVER_TIMEOUTS = { headersMs: 30_000, idleMs: 600_000, keepAliveMs: 65_000 } as const;
+
+/** Options of `createHttpServer`. */
+export interface HttpServerOptions {
+  router: Router;
+  logger: Logger;
+  metrics: ServerMetrics;
+  /**
+   * Which remote addresses the default policy trusts (default: loopback). Tests on loopback pass
+   * `() => false` to exercise the real policy path as a remote caller would.
+   */
+  trustedRemote?: TrustedRemote;
+  /** Overrides the idle-connection timeout (tests). */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Builds the node:http server: path normalisation, authorization, routing, request logs and
+ * metrics around the strategies' handlers. Timeouts: see `SERVER_TIMEOUTS`.
+ */
+export function createHttpServer(opts: HttpServerOptions): http.Server {
   const { router, logger, metrics } = opts;
-  const server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
-    void handle(req, res);
-  });
+  const trusted = opts.trustedRemote ?? isLoopbackAddress;
+  const server = http.createServer(
+    { headersTimeout: SERVER_TIMEOUTS.headersMs, requestTimeout: 0, keepAliveTimeout: SERVER_TIMEOUTS.keepAliveMs },
+    (req, res) => {
+      void handle(req, res);
+    },
+  );
+  // Without a 'timeout' listener node destroys the idle socket, which is what we want.
+  server.setTimeout(opts.idleTimeoutMs ?? SERVER_TIMEOUTS.idleMs);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     const rawUrl = req.url ?? '/';
     const queryAt = rawUrl.indexOf('?');
-    const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+    const rawPath = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
     const query = new URLSearchParams(queryAt === -1 ? '' : rawUrl.slice(queryAt + 1));
     const method = req.method ?? 'GET';
     // A child logger per request is measurably expensive on the hot path; build fields only when logged.
-    const fields = () => ({ client: req.socket.remoteAddress, method, uri: path });
+    const fields = () => ({ client: req.socket.remoteAddress, method, uri: rawPath });
     const log = {
       warn: (obj: object, msg: string) => logger.warn({ ...fields(), ...obj }, msg),
       error: (obj: object, msg: string) => logger.error({ ...fields(), ...obj }, msg),
     };
     res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.observe(method, path, res.statusCode, seconds);
-      const level = path.startsWith('/_') ? 'debug' : 'info';
+      metrics.observe(method, rawPath, res.statusCode, seconds);
+      const level = rawPath.startsWith('/_') ? 'debug' : 'info';
       if (logger.isLevelEnabled(level)) {
         logger[level]({ ...fields(), status: res.statusCode, ms: Math.round(seconds * 1000), complete: res.writableFinished }, 'request');
       }
     });
 
-    if (!path.startsWith('/')) {
+    if (!rawPath.startsWith('/')) {
       sendText(res, 400, 'bad request: absolute-form URLs are not supported');
       return;
     }
-    if (!isAllowed(path, req.socket.remoteAddress)) {
+    // Decode once; the policy and the router both see exactly this path.
+    const normalised = normaliseRequestPath(rawPath);
+    if (!normalised.ok) {
+      sendText(res, 400, normalised.message);
+      return;
+    }
+    const path = normalised.path;
+    if (!isAllowed(path, req.socket.remoteAddress, trusted)) {
       log.warn({ path }, 'denied by the default policy (loopback only)');
       sendText(res, 403, 'forbidden');
       return;
     }
-    const match = router.find(method, path);
+    const match = router.find(method, normalised.routable);
     if (!match) {
       sendText(res, 404, 'not found');
       return;

@@ -8,6 +8,7 @@ import { metadataProviders } from '../metadata/registry.js';
 import type { MetadataStore } from '../metadata/store.js';
 import { mountObjectApi } from '../strategies/api/object-api.js';
 import { strategyProviders } from '../strategies/registry.js';
+import type { TrustedRemote } from './authz.js';
 import { createHttpServer } from './http-server.js';
 import { LOG_LEVELS, createLogger } from './logging.js';
 import { ServerMetrics } from './metrics.js';
@@ -36,6 +37,11 @@ export interface StartOptions {
   logger?: Logger;
   /** Overrides `bind` (tests pass port 0). */
   listen?: { host: string; port: number };
+  /**
+   * Which remote addresses the default policy trusts (default: loopback). Tests, which can only
+   * connect over loopback, pass `() => false` to be judged as a remote caller would be.
+   */
+  trustedRemote?: TrustedRemote;
 }
 
 function splitBind(bind: string): { host: string; port: number } {
@@ -133,7 +139,7 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
       strategies.push(strategy);
     }
 
-    const server = createHttpServer({ router, logger, metrics });
+    const server = createHttpServer({ router, logger, metrics, ...(opts.trustedRemote ? { trustedRemote: opts.trustedRemote } : {}) });
     const { host, port } = opts.listen ?? splitBind(global.bind);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -1,0 +1,49 @@
+/**
+ * One canonical reading of a request path, shared by the authorization policy and the router.
+ *
+ * The router (find-my-way) percent-decodes paths before matching. If the policy looked at the raw
+ * path while the router matched the decoded one, `/%61pi/v1/object/...` would pass the policy as
+ * "not /api" and then be routed to the object API. So the path is decoded exactly once here, the
+ * policy judges the decoded string, and the router is handed a form that decodes back to that
+ * same string (and nothing else).
+ */
+
+/** A decoded request path, or the reason it is refused (answered with 400). */
+export type NormalisedPath =
+  | {
+      ok: true;
+      /** The decoded path the policy judges, e.g. `/api/v1/object/ns/k`. */
+      path: string;
+      /** The string to give the router: `path` with only `%`, `?` and `#` re-encoded. */
+      routable: string;
+    }
+  | { ok: false; message: string };
+
+/**
+ * Characters the router would treat specially in an already-decoded path: `%` would be decoded a
+ * second time, `?` and `#` would end the path. Re-encoding just these makes the router's own
+ * decoding an exact inverse (it decodes them back inside parameters, and no route has them in a
+ * static segment).
+ */
+const ROUTER_SPECIAL = /[%?#]/g;
+
+/**
+ * Decodes `raw` (the path part of the request target, starting with `/`) once. Refused:
+ * malformed percent-encoding or invalid UTF-8, encoded slashes (`%2F`: a segment boundary nobody
+ * can see), NUL bytes, and `.`/`..` segments (an upstream would resolve them, reaching a path the
+ * policy never judged).
+ */
+export function normaliseRequestPath(raw: string): NormalisedPath {
+  if (/%2f/i.test(raw)) return { ok: false, message: 'bad request: encoded slashes (%2F) are not allowed in paths' };
+  let path: string;
+  try {
+    path = raw.includes('%') ? decodeURIComponent(raw) : raw;
+  } catch {
+    return { ok: false, message: 'bad request: invalid percent-encoding in path' };
+  }
+  if (path.includes('\0')) return { ok: false, message: 'bad request: NUL in path' };
+  if (path.split('/').some((segment) => segment === '.' || segment === '..')) {
+    return { ok: false, message: 'bad request: "." and ".." path segments are not allowed' };
+  }
+  return { ok: true, path, routable: path.replace(ROUTER_SPECIAL, (c) => encodeURIComponent(c)) };
+}
