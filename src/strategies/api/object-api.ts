@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cache } from '../../cache/cache.js';
 import { isCacheError } from '../../cache/errors.js';
 import { isValidNamespace, parseKey } from '../../cache/key.js';
 import { unquoteStrongETag, type StoredHeaders } from '../../cache/headers.js';
 import { parseDuration } from '../../config/duration.js';
+import { answerAndClose } from '../../server/answer-and-close.js';
 import { sendJson, sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import type { RouteParams, RouteRegistry } from '../../server/strategy.js';
@@ -16,6 +18,12 @@ import type { RouteParams, RouteRegistry } from '../../server/strategy.js';
  */
 const STORED_HEADER_NAMES = new Set(['content-type', 'content-disposition', 'content-encoding', 'cache-control', 'last-modified']);
 const NEVER_STORED_X = /^x-(forwarded-|amz-|real-ip$|request-id$)/;
+/**
+ * `X-` names that look like they carry credentials (`X-Api-Key`, `X-Auth-Token`,
+ * `X-Session-Id`, …). User metadata has no business holding secrets, and a stored header is
+ * replayed to every reader, so these are dropped whatever the rest of the name says.
+ */
+const SECRET_LOOKING = /token|key|secret|auth|session|cookie|password/i;
 
 /** Picks the headers of an upload that may be stored. */
 export function storableHeaders(req: IncomingMessage): StoredHeaders {
@@ -23,7 +31,7 @@ export function storableHeaders(req: IncomingMessage): StoredHeaders {
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
     const lower = name.toLowerCase();
-    const allowed = STORED_HEADER_NAMES.has(lower) || (lower.startsWith('x-') && !NEVER_STORED_X.test(lower));
+    const allowed = STORED_HEADER_NAMES.has(lower) || (lower.startsWith('x-') && !NEVER_STORED_X.test(lower) && !SECRET_LOOKING.test(lower));
     if (allowed) out[lower] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
@@ -52,8 +60,9 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
       const sent = await sendCacheObject(c, parseKey(params['key'] ?? ''), req, res);
       if (!sent) sendText(res, 404, 'Cache object not found');
     } catch (err) {
+      // The detail goes to the log, not to the caller (reference §7.4: no internal error text).
       logger.error({ err }, 'open failed');
-      sendText(res, 500, `Failed to open cache object: ${(err as Error).message}`);
+      sendText(res, 500, 'Failed to open cache object');
     }
   });
 
@@ -65,8 +74,7 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
     if (ttlHeader !== undefined) {
       ttlMs = parseDuration(String(ttlHeader));
       if (ttlMs === undefined) {
-        sendText(res, 400, `Invalid Time-To-Live header format: ${JSON.stringify(ttlHeader)} (use a Go duration such as "1h" or "30m")`);
-        req.resume();
+        answerAndClose(req, res, 400, `Invalid Time-To-Live header format: ${JSON.stringify(ttlHeader)} (use a Go duration such as "1h" or "30m")`);
         return;
       }
     }
@@ -75,36 +83,43 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
     if (etagHeader !== undefined) {
       etag = unquoteStrongETag(String(etagHeader));
       if (etag === undefined) {
-        sendText(res, 400, `Invalid ETag header: ${JSON.stringify(etagHeader)} (must be a strong quoted ETag such as "v1")`);
-        req.resume();
+        answerAndClose(req, res, 400, `Invalid ETag header: ${JSON.stringify(etagHeader)} (must be a strong quoted ETag such as "v1")`);
         return;
       }
     }
+    // Only the client going away counts as an abort. A failing write must never be mistaken for
+    // one: that is the case where the client is still there, waiting for an answer.
     const abort = new AbortController();
-    // A client that disconnects mid-body must leave nothing behind.
-    const onAborted = () => abort.abort();
-    req.once('aborted', onAborted);
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
+    let clientGone = false;
+    const onGone = () => {
+      clientGone = true;
+      abort.abort();
+    };
+    req.once('aborted', onGone);
+    const onResClose = () => {
+      if (!res.writableFinished) onGone();
+    };
+    res.once('close', onResClose);
+    const writer = c.create(parseKey(params['key'] ?? ''), storableHeaders(req), { ...(ttlMs !== undefined ? { ttlMs } : {}), ...(etag !== undefined ? { etag } : {}), signal: abort.signal });
+    // Failures are reported through receiveBody() and finished(); this keeps a late one (the
+    // abort signal destroying the writer after the client left) from being an uncaught 'error'.
+    writer.on('error', () => undefined);
     try {
-      const writer = c.create(parseKey(params['key'] ?? ''), storableHeaders(req), { ...(ttlMs !== undefined ? { ttlMs } : {}), ...(etag !== undefined ? { etag } : {}), signal: abort.signal });
-      await pipeline(req, writer);
-      if (!req.complete) throw new Error('request body ended early');
+      await receiveBody(req, writer);
+      // Checked before the commit: a body that ended early must never become visible.
+      if (!req.complete) throw new ClientGoneError();
+      writer.end();
+      await finished(writer);
       res.writeHead(200, { 'content-length': 0 }).end();
     } catch (err) {
-      if (abort.signal.aborted || res.destroyed) return;
-      if (isCacheError(err, 'insufficient-storage')) {
-        logger.error({ err }, 'cache storage full');
-        sendText(res, 507, `Insufficient storage: ${err.message}`);
-      } else if (isCacheError(err, 'invalid-argument')) {
-        sendText(res, 400, err.message);
-      } else {
-        logger.error({ err }, 'create failed');
-        sendText(res, 500, `Failed to create cache object: ${(err as Error).message}`);
-      }
+      writer.destroy();
+      if (clientGone || err instanceof ClientGoneError) return;
+      const { status, message } = uploadFailure(err);
+      if (status >= 500) logger.error({ err }, 'create failed');
+      answerAndClose(req, res, status, message);
     } finally {
-      req.off('aborted', onAborted);
+      req.off('aborted', onGone);
+      res.off('close', onResClose);
     }
   });
 
@@ -118,7 +133,7 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
       if (isCacheError(err, 'not-found')) sendText(res, 404, 'Cache object not found');
       else {
         logger.error({ err }, 'delete failed');
-        sendText(res, 500, `Failed to delete cache object: ${(err as Error).message}`);
+        sendText(res, 500, 'Failed to delete cache object');
       }
     }
   });
@@ -131,7 +146,7 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
       res.writeHead(200, { 'content-length': 0 }).end();
     } catch (err) {
       logger.error({ err }, 'invalidate failed');
-      sendText(res, 500, `Failed to invalidate cache object: ${(err as Error).message}`);
+      sendText(res, 500, 'Failed to invalidate cache object');
     }
   });
 
@@ -152,4 +167,79 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
       sendText(res, 500, 'Failed to list namespaces');
     }
   });
+}
+
+/** The request body stopped because the client disconnected; there is nobody left to answer. */
+class ClientGoneError extends Error {
+  constructor() {
+    super('client went away before the body was complete');
+    this.name = 'ClientGoneError';
+  }
+}
+
+/**
+ * Copies the request body into `writer` without ending it (the caller commits only after
+ * checking the body was complete). Unlike pipeline(), a failing writer does not destroy the
+ * request: the socket must stay usable to tell the client why its upload failed. Rejects with
+ * the writer's error, or ClientGoneError when the request is aborted.
+ */
+function receiveBody(req: IncomingMessage, writer: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = () => {
+      writer.off('error', onWriterError);
+      req.off('end', onEnd);
+      req.off('aborted', onGone);
+      req.off('error', onGone);
+      req.off('close', onClose);
+    };
+    const onWriterError = (err: Error) => {
+      req.unpipe(writer);
+      // Stop pulling bytes; answerAndClose decides what happens to the rest of the body.
+      req.pause();
+      cleanup();
+      reject(err);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve();
+    };
+    const onGone = () => {
+      req.unpipe(writer);
+      cleanup();
+      reject(new ClientGoneError());
+    };
+    const onClose = () => {
+      if (!req.complete) onGone();
+    };
+    writer.once('error', onWriterError);
+    req.once('end', onEnd);
+    req.once('aborted', onGone);
+    req.once('error', onGone);
+    req.once('close', onClose);
+    req.pipe(writer, { end: false });
+  });
+}
+
+/** True when `err` (or its cause) is a filesystem "out of space" failure. */
+function isOutOfSpace(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  }
+  return false;
+}
+
+/**
+ * Status and caller-facing message for a failed upload: 507 when storage is full, 413 when the
+ * object can never fit (a memory tier's limit: "insufficient storage" without an out-of-space
+ * cause), 400 for invalid arguments, else 500 without internal detail.
+ */
+function uploadFailure(err: unknown): { status: number; message: string } {
+  if (isCacheError(err, 'insufficient-storage')) {
+    if (isOutOfSpace(err)) return { status: 507, message: `Insufficient storage: ${err.message}` };
+    return { status: 413, message: `Object too large: ${err.message}` };
+  }
+  if (isCacheError(err) && (err.code as string) === 'too-large') return { status: 413, message: `Object too large: ${err.message}` };
+  if (isCacheError(err, 'invalid-argument')) return { status: 400, message: err.message };
+  return { status: 500, message: 'Failed to create cache object (the server log has the cause)' };
 }
