@@ -30,7 +30,12 @@ const RECENT_LIMIT = 10_000;
  * consistency this gives.
  */
 export class S3MetadataStore implements MetadataStore {
-  private readonly recent = new Map<string, { at: number; value: VersionedValue | undefined }>();
+  /**
+   * Last answer per object key, reused for the sync interval. `error` marks a failed read: it is
+   * remembered for the interval too, so while S3 is unreachable each key costs one failed
+   * request per interval instead of one (with SDK retries) per cache read.
+   */
+  private readonly recent = new Map<string, { at: number; value: VersionedValue | undefined; error?: Error }>();
   private readonly now: () => number;
 
   constructor(private readonly opts: S3MetadataOptions) {
@@ -81,10 +86,28 @@ export class S3MetadataStore implements MetadataStore {
     return value;
   }
 
+  /**
+   * The value as of at most `syncIntervalMs` ago. When S3 cannot be read, the last value seen
+   * keeps being served (it is the best knowledge this replica has, and the tiered cache would
+   * otherwise treat every near copy as unverified); with nothing seen yet the read fails.
+   */
   async get(namespace: string, key: string): Promise<VersionedValue | undefined> {
-    const cached = this.recent.get(this.objectKey(namespace, 'values', key));
-    if (cached && this.now() - cached.at < this.opts.syncIntervalMs) return cached.value;
-    return this.fresh(namespace, key);
+    const objectKey = this.objectKey(namespace, 'values', key);
+    const cached = this.recent.get(objectKey);
+    if (cached && this.now() - cached.at < this.opts.syncIntervalMs) {
+      if (cached.error) throw cached.error;
+      return cached.value;
+    }
+    try {
+      return await this.fresh(namespace, key);
+    } catch (err) {
+      if (cached && !cached.error) {
+        this.keep(objectKey, cached.value);
+        return cached.value;
+      }
+      this.keep(objectKey, undefined, err as Error);
+      throw err;
+    }
   }
 
   async set(namespace: string, key: string, value: string): Promise<void> {
@@ -110,9 +133,9 @@ export class S3MetadataStore implements MetadataStore {
     else this.keep(objectKey, { value, version });
   }
 
-  private keep(objectKey: string, value: VersionedValue | undefined): void {
+  private keep(objectKey: string, value: VersionedValue | undefined, error?: Error): void {
     this.recent.delete(objectKey);
-    this.recent.set(objectKey, { at: this.now(), value });
+    this.recent.set(objectKey, error ? { at: this.now(), value, error } : { at: this.now(), value });
     if (this.recent.size > RECENT_LIMIT) this.recent.delete(this.recent.keys().next().value as string);
   }
 

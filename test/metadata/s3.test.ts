@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { S3Client } from '@aws-sdk/client-s3';
 import { S3MetadataStore } from '../../src/metadata/s3.js';
 import { sharedS3Client } from '../../src/cache/s3-client.js';
 import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
@@ -67,4 +68,32 @@ test('metadata s3: the start-up probe tells an enforcing endpoint from plain s3r
   assert.equal(await store().enforcesConditionalWrites(), true);
   const raw = new S3MetadataStore({ client: clientAt(s3.rawEndpoint), bucket: s3.bucket, syncIntervalMs: 0 });
   assert.equal(await raw.enforcesConditionalWrites(), false, 's3rver itself ignores If-None-Match');
+});
+
+test('metadata s3: with S3 unreachable, reads serve the last value seen and a failed read is not retried within the interval', async () => {
+  const own = await startS3rver();
+  let now = 0;
+  let sends = 0;
+  const client = new S3Client({ endpoint: own.endpoint, region: 'us-east-1', forcePathStyle: true, maxAttempts: 1, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  client.middlewareStack.add((next) => (args) => {
+    sends++;
+    return next(args);
+  }, { step: 'initialize', name: 'countSends' });
+  const reader = new S3MetadataStore({ client, bucket: own.bucket, syncIntervalMs: 1000, now: () => now });
+  try {
+    await reader.set('ns', 'seen', '"v1"');
+    await own.stop();
+    now += 1000;
+    assert.equal((await reader.get('ns', 'seen'))?.value, '"v1"', 'the last value seen keeps being served');
+    await assert.rejects(reader.get('ns', 'never-read'), /metadata s3: read \.metadata\/ns\/values\/\w+\.json failed/);
+    const before = sends;
+    await assert.rejects(reader.get('ns', 'never-read'), /metadata s3: read/);
+    assert.equal((await reader.get('ns', 'seen'))?.value, '"v1"');
+    assert.equal(sends, before, 'within the interval neither key goes back to S3');
+    now += 1000;
+    await assert.rejects(reader.get('ns', 'never-read'));
+    assert.equal(sends, before + 1, 'after the interval S3 is tried again');
+  } finally {
+    await own.stop();
+  }
 });
