@@ -1,0 +1,188 @@
+/**
+ * Replicas as separate `hoard serve` processes (issue 5 point 7): three processes, each with its
+ * own disk tier, sharing one bucket (s3rver behind the conditional-enforcing front) as the
+ * authoritative `cache s3` tier and as `metadata s3`. In-process servers would share module state
+ * (the S3 client pool, timers), so only real processes show what replicas see of each other.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const SYNC_INTERVAL_MS = 1000;
+
+/** Latest modification time of any file under `dir`. */
+async function newest(dir: string): Promise<number> {
+  let latest = 0;
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    latest = Math.max(latest, entry.isDirectory() ? await newest(full) : (await fs.stat(full)).mtimeMs);
+  }
+  return latest;
+}
+
+/**
+ * How to run the CLI: the compiled dist when it is at least as new as the sources (fast start),
+ * otherwise the sources through tsx, so the test never exercises a stale build.
+ */
+async function cliArgs(): Promise<string[]> {
+  const dist = path.join(root, 'dist/src/cli/main.js');
+  const built = await fs.stat(dist).then((s) => s.mtimeMs, () => 0);
+  if (built > 0 && built >= (await newest(path.join(root, 'src')))) return [dist];
+  return ['--import', 'tsx', path.join(root, 'src/cli/main.ts')];
+}
+
+interface Replica {
+  url: string;
+  child: ChildProcess;
+}
+
+let s3: S3rverHandle;
+let work: string;
+const children: ChildProcess[] = [];
+
+function killAll(): void {
+  for (const child of children) {
+    try {
+      // Each replica leads its own process group (detached): kill it and anything it spawned.
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+before(async () => {
+  s3 = await startS3rver();
+  work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-replicas-'));
+});
+after(async () => {
+  killAll();
+  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  await s3.stop();
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+async function startReplica(name: string, args: string[]): Promise<Replica> {
+  const state = path.join(work, name);
+  await fs.mkdir(state);
+  const config = path.join(state, 'hoard.hcl');
+  await fs.writeFile(
+    config,
+    `state = "${state}"
+bind = "127.0.0.1:0"
+metrics { port = 0 }
+log { level = "warn" }
+s3 {
+  endpoint = "${s3.endpoint}"
+  region = "us-east-1"
+  use-ssl = false
+  use-path-style = true
+  access-key-id = "S3RVER"
+  secret-access-key = "S3RVER"
+}
+cache disk {}
+cache s3 { bucket = "${s3.bucket}" }
+metadata s3 {
+  bucket = "${s3.bucket}"
+  sync-interval = "${SYNC_INTERVAL_MS / 1000}s"
+}
+`,
+  );
+  const child = spawn(process.execPath, [...args, 'serve', '--config', config], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  children.push(child);
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${stderr}`)), 60_000);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+      const m = /listening on (http:\/\/\S+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code ?? signal}): ${stderr}`));
+    });
+  });
+  return { url, child };
+}
+
+const objectUrl = (r: Replica, key: string) => `${r.url}/api/v1/object/shared/${key}`;
+
+async function get(r: Replica, key: string): Promise<{ status: number; etag: string | null; body: Buffer }> {
+  const res = await fetch(objectUrl(r, key));
+  return { status: res.status, etag: res.headers.get('etag'), body: Buffer.from(await res.arrayBuffer()) };
+}
+
+async function post(r: Replica, key: string, body: Buffer<ArrayBuffer>): Promise<void> {
+  const res = await fetch(objectUrl(r, key), { method: 'POST', body });
+  assert.equal(res.status, 200, await res.text());
+}
+
+/** Polls `r` until it serves `expected`; resolves to the milliseconds that took. */
+async function until(r: Replica, key: string, expected: Buffer, limitMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const got = await get(r, key);
+    if (got.status === 200 && got.body.equals(expected)) return Date.now() - started;
+    if (Date.now() - started > limitMs) assert.fail(`${r.url} still serves ${got.status} ${got.body.length} bytes after ${limitMs} ms`);
+    await sleep(100);
+  }
+}
+
+test('three hoard processes sharing one bucket: writes are seen by every replica, replacements within the sync interval', async () => {
+  const args = await cliArgs();
+  const [r1, r2, r3] = await Promise.all([startReplica('r1', args), startReplica('r2', args), startReplica('r3', args)]) as [Replica, Replica, Replica];
+
+  const first = randomBytes(256 * 1024);
+  await post(r1, 'k', first);
+  const written = await get(r1, 'k');
+  assert.equal(written.status, 200);
+  for (const r of [r2, r3]) {
+    const got = await get(r, 'k');
+    assert.equal(got.status, 200, 'a fresh replica reads the shared tier');
+    assert.ok(got.body.equals(first));
+    assert.equal(got.etag, written.etag, 'every replica serves the same ETag');
+  }
+  // r2 and r3 now hold the first version on their own disks; r1 has had it since the write.
+
+  const second = randomBytes(200 * 1024);
+  await post(r2, 'k', second);
+  assert.ok((await get(r2, 'k')).body.equals(second), 'the writer sees its own write at once');
+  // r1 and r3 keep their stale disk copies until their view of the ETag map refreshes.
+  const waited = await until(r1, 'k', second, SYNC_INTERVAL_MS + 5000);
+  await until(r3, 'k', second, SYNC_INTERVAL_MS + 5000);
+  // The interval, plus one polling step and request time on a loaded 2-core machine.
+  assert.ok(waited <= SYNC_INTERVAL_MS + 1000, `replacement seen after ${waited} ms (sync interval ${SYNC_INTERVAL_MS} ms)`);
+
+  // Two replicas replacing one key at once: after the interval everyone agrees on one version
+  // (the one the shared tier kept), whichever publish to the map came last.
+  const fromR1 = randomBytes(64 * 1024);
+  const fromR3 = randomBytes(64 * 1024);
+  await Promise.all([post(r1, 'race', fromR1), post(r3, 'race', fromR3)]);
+  const deadline = Date.now() + SYNC_INTERVAL_MS + 6000;
+  let views: Array<{ status: number; etag: string | null; body: Buffer }> = [];
+  for (;;) {
+    views = await Promise.all([r1, r2, r3].map((r) => get(r, 'race')));
+    const agreed = views.every((v) => v.status === 200 && v.etag === views[0]?.etag);
+    if (agreed || Date.now() > deadline) break;
+    await sleep(100);
+  }
+  assert.ok(views.every((v) => v.status === 200 && v.etag === views[0]?.etag), `replicas disagree: ${views.map((v) => v.etag).join(' ')}`);
+  assert.ok(views[0]!.body.equals(fromR1) || views[0]!.body.equals(fromR3));
+  for (const v of views) assert.ok(v.body.equals(views[0]!.body), 'one ETag, one body');
+  // And it stays agreed (no replica keeps flipping back to its own copy).
+  await sleep(SYNC_INTERVAL_MS + 200);
+  const later = await Promise.all([r1, r2, r3].map((r) => get(r, 'race')));
+  assert.deepEqual(later.map((v) => v.etag), views.map((v) => v.etag));
+});
