@@ -4,7 +4,9 @@ import type { Cache } from '../cache/cache.js';
 import type { ReadConditions } from '../cache/conditional.js';
 import { isCacheError } from '../cache/errors.js';
 import type { CacheKey } from '../cache/key.js';
-import { sendText } from './router.js';
+
+/** Headers a 304 must not carry: they would describe a body (Go's net/http drops the same). */
+const NOT_ON_304 = new Set(['content-type', 'content-length', 'content-range', 'transfer-encoding']);
 
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
@@ -48,20 +50,24 @@ export async function sendCacheObject(cache: Cache, key: CacheKey, req: Incoming
   } catch (err) {
     if (isCacheError(err, 'not-found')) return false;
     if (isCacheError(err, 'not-modified')) {
-      const h = err.headers ?? {};
+      // §2.6/§2.8: a 304 replays the stored headers. Like Go's net/http under cachew, minus the
+      // ones that describe a body this answer does not have.
       const keep: Record<string, string> = {};
-      for (const name of ['etag', 'last-modified', 'cache-control', 'content-location', 'expires', 'vary']) {
-        if (h[name]) keep[name] = h[name];
+      for (const [name, value] of Object.entries({ ...err.headers, ...extraHeaders })) {
+        if (!NOT_ON_304.has(name.toLowerCase())) keep[name] = value;
       }
       res.writeHead(304, keep).end();
       return true;
     }
     if (isCacheError(err, 'precondition-failed')) {
-      sendText(res, 412, 'precondition failed');
+      // §2.8: 412 has no body and no stored headers. (Content-Length: 0 is framing, as Go sends.)
+      res.writeHead(412, { 'content-length': 0 }).end();
       return true;
     }
     if (isCacheError(err, 'range-not-satisfiable')) {
-      sendText(res, 416, 'range not satisfiable', { 'content-range': `bytes */${err.size ?? 0}` });
+      // §2.7/§2.8: Content-Range with the size, Accept-Ranges, no body. The only Content-Length
+      // is the framing 0 (Go adds the same to a bodiless answer); never the object's size.
+      res.writeHead(416, { 'content-range': `bytes */${err.size ?? 0}`, 'accept-ranges': 'bytes', 'content-length': 0 }).end();
       return true;
     }
     throw err;

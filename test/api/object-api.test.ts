@@ -63,6 +63,57 @@ describe('object API v1', () => {
     assert.equal((await fetch(obj('api', 'cond'), { method: 'HEAD', headers: { 'If-None-Match': '"c1"' } })).status, 304);
   });
 
+  test('secret-looking X-* headers are never stored or replayed', async () => {
+    const secretish = ['X-Api-Key', 'X-Auth-Token', 'X-GitHub-Token', 'X-Session-Id', 'X-Client-Secret', 'X-Cookie', 'X-Db-Password', 'X-Authorization', 'X-AMZ-SECURITY-TOKEN'];
+    const headers: Record<string, string> = { 'X-Build-Id': '7', 'X-Commit': 'abc' };
+    for (const name of secretish) headers[name] = 'hunter2';
+    assert.equal((await post(obj('api', 'secrets'), 'x', headers)).status, 200);
+    for (const method of ['GET', 'HEAD']) {
+      const got = await fetch(obj('api', 'secrets'), { method });
+      await got.text();
+      assert.equal(got.headers.get('x-build-id'), '7');
+      assert.equal(got.headers.get('x-commit'), 'abc');
+      for (const name of secretish) assert.equal(got.headers.get(name), null, `${method} replayed ${name}`);
+      for (const [, value] of got.headers) assert.notEqual(value, 'hunter2');
+    }
+  });
+
+  test('304, 412 and 416 carry exactly what §2.7/§2.8 say', async () => {
+    await post(obj('api', 'wire'), '0123456789', {
+      ETag: '"w1"',
+      'Content-Type': 'text/plain',
+      'Content-Disposition': 'attachment; filename="w.txt"',
+      'Cache-Control': 'max-age=60',
+      'X-Build-Id': '9',
+    });
+    for (const method of ['GET', 'HEAD']) {
+      // 304: the stored headers, minus those describing a body; no body.
+      const nm = await fetch(obj('api', 'wire'), { method, headers: { 'If-None-Match': '"w1"' } });
+      assert.equal(nm.status, 304, method);
+      assert.equal(nm.headers.get('etag'), '"w1"');
+      assert.ok(nm.headers.get('last-modified'), 'last-modified replayed');
+      assert.equal(nm.headers.get('cache-control'), 'max-age=60');
+      assert.equal(nm.headers.get('content-disposition'), 'attachment; filename="w.txt"');
+      assert.equal(nm.headers.get('x-build-id'), '9');
+      assert.equal(nm.headers.get('content-type'), null);
+      assert.equal(nm.headers.get('content-length'), null);
+      assert.equal(await nm.text(), '');
+      // 412: no body, no stored headers.
+      const pf = await fetch(obj('api', 'wire'), { method, headers: { 'If-Match': '"other"' } });
+      assert.equal(pf.status, 412, method);
+      assert.equal(await pf.text(), '');
+      for (const name of ['etag', 'content-type', 'x-build-id', 'accept-ranges', 'content-disposition']) assert.equal(pf.headers.get(name), null, `412 ${name}`);
+    }
+    // 416: Content-Range with the size and Accept-Ranges; no body, no object length, no stored headers.
+    const rs = await fetch(obj('api', 'wire'), { headers: { Range: 'bytes=10-20' } });
+    assert.equal(rs.status, 416);
+    assert.equal(rs.headers.get('content-range'), 'bytes */10');
+    assert.equal(rs.headers.get('accept-ranges'), 'bytes');
+    assert.notEqual(rs.headers.get('content-length'), '10');
+    assert.equal(rs.headers.get('etag'), null);
+    assert.equal(await rs.text(), '');
+  });
+
   test('ranges: 206, suffix, malformed → full body, unsatisfiable → 416 with size', async () => {
     await post(obj('api', 'range'), 'abcdefghij');
     const part = await fetch(obj('api', 'range'), { headers: { Range: 'bytes=2-4' } });
