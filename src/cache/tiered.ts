@@ -362,8 +362,13 @@ class TieredCache implements Cache {
         // write that did not reach shared storage never becomes visible anywhere.
         const last = writers[writers.length - 1] as Writable;
         const near = writers.slice(0, -1);
-        last.end();
-        waitFor(last)
+        // `publish` needs the map as it was before our authoritative commit: the read must have
+        // completed (not merely started) first, or it could already include a later writer's entry.
+        before
+          .then(() => {
+            last.end();
+            return waitFor(last);
+          })
           .then(() => {
             for (const w of near) w.end();
             return Promise.all(near.map(waitFor));
