@@ -2,15 +2,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import { PassThrough, Transform } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cache, CacheWriter } from '../../cache/cache.js';
 import { isCacheError } from '../../cache/errors.js';
 import type { CacheKey } from '../../cache/key.js';
-import { createArchive, extractArchive } from '../../client/archive.js';
+import { createArchive } from '../../client/archive.js';
 import { sendJson, sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
+import { ChildProcessError, startChild } from '../../util/process.js';
 import type { GitRequestPath } from './paths.js';
 import type { Repository } from './repository.js';
 import { Spool, SpoolUnavailableError, type SpoolSource } from './spool.js';
@@ -23,8 +24,22 @@ export const BUNDLE_URL_HEADER = 'x-cachew-bundle-url';
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 const REF = /^refs\/[A-Za-z0-9._\/-]+$/;
 const GENERATION_TIMEOUT_MS = 2 * 60 * 60_000;
-/** Idle time after the last direct cold serve before the background mirror restore may start. */
+/** Idle time after the last cold serve before the background mirror restore may start. */
 const COLD_QUIET_MS = 2_000;
+/**
+ * Longest the background mirror restore waits for cold serves to finish: a client that stalls
+ * (or a stream of clients that never pauses) must not keep the replica mirror-less forever.
+ */
+const COLD_WAIT_MAX_MS = 15 * 60_000;
+/**
+ * stderr of a tar that failed because of the local filesystem (full disk, quota, permissions),
+ * not because of what it was reading: such a failure says nothing about the archive.
+ */
+const TAR_LOCAL_FAILURE = /No space left|Wrote only \d+ of|File too large|Disk quota|Read-only file system|Permission denied|Too many open files|Input\/output error|Cannot (?:open|write|mkdir|create|utime|change|hard link|link|chmod|chown)/i;
+/** stderr of a tar that rejected its input as a tar archive. */
+const TAR_FORMAT_FAILURE = /does not look like a tar archive|Skipping to next header|Unexpected EOF in archive|Damaged tar archive|Truncated tar archive|Unrecognized archive format|lone zero block|value expected|Invalid header|Archive (?:contains|value)/i;
+/** stderr of a zstd that could not write its output (tar went away), as opposed to bad input. */
+const ZSTD_WRITE_FAILURE = /Write error|Broken pipe|EPIPE/i;
 
 /** The three cached artifacts of a repository (reference git §4.1). */
 export type ArtifactKind = 'snapshot' | 'mirror-snapshot' | 'lfs-snapshot';
@@ -50,13 +65,27 @@ export interface SnapshotDeps {
   /** Starts the clone if Empty and resolves when the repository is Ready (rejects otherwise). */
   ensureReady(repo: Repository, signal: AbortSignal): Promise<void>;
   /** Queues background work on the repository's serial queue. */
-  background(repo: Repository, id: string, job: (signal: AbortSignal) => Promise<void>): void;
-  /** A snapshot was served while the mirror was not Ready; `served` settles when the read ends. */
+  background?(repo: Repository, id: string, job: (signal: AbortSignal) => Promise<void>): void;
+  /**
+   * A snapshot was served while the mirror was not Ready; `served` settles once no cold serve of
+   * the repository is in flight (or a deadline passed), so a mirror restore can start then.
+   */
   coldServed(repo: Repository, served: Promise<void>): void;
 }
 
 /** The cached mirror snapshot could not be restored (bad archive or not a repository); it was discarded. */
 export class CorruptMirrorSnapshotError extends Error {}
+
+/** Cold serves of one repository: how many run now and when the last one ended. */
+interface ColdActivity {
+  active: number;
+  lastEnded: number;
+  /** Woken whenever a serve ends. */
+  waiters: Set<() => void>;
+}
+
+/** How an extraction or verification of a mirror snapshot failed. */
+type RestoreFailure = { corrupt: boolean; reason: string };
 
 function requestSignal(res: ServerResponse): AbortSignal {
   const controller = new AbortController();
@@ -66,6 +95,8 @@ function requestSignal(res: ServerResponse): AbortSignal {
   return controller.signal;
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 /**
  * Workstation and mirror snapshots, delta bundles and ensure-refs (reference git §2.4-2.7, §4,
  * §5). Generation streams `git clone` of the mirror through `tar | zstd` into the cache; a miss
@@ -74,12 +105,10 @@ function requestSignal(res: ServerResponse): AbortSignal {
  */
 export class SnapshotService {
   private readonly generating = new Map<string, { spool: Spool; done: Promise<void> }>();
-  /** Cold serves in flight: one read of the shared tier per repository, followed by everyone. */
+  /** Plain cold GETs in flight: one read of the cache per repository, followed by everyone. */
   private readonly coldReads = new Map<string, Spool>();
-  /** Repositories whose snapshot a cold read already copied into the near tier. */
-  private readonly coldCopied = new Set<string>();
-  /** Direct (ranged/conditional) cold serves in flight per repository, and when the last one ended. */
-  private readonly coldDirect = new Map<string, { active: number; lastEnded: number }>();
+  /** Every cold serve (spooled or direct) per repository, so a mirror restore can wait for them. */
+  private readonly coldActivity = new Map<string, ColdActivity>();
 
   constructor(private readonly deps: SnapshotDeps) {}
 
@@ -150,83 +179,112 @@ export class SnapshotService {
    * Serves a cached snapshot while the mirror is not Ready, without waiting for any clone. A
    * plain GET joins the repository's single read of the cache (the first caller starts it; the
    * rest stream the local spool as it fills), so a burst of cold requests reads the shared tier
-   * once. Ranged and conditional requests go to the cache directly, in parallel. Returns false
-   * when no snapshot is cached.
+   * once, whether or not an earlier read left a copy in the near tier. Ranged and conditional
+   * requests always go to the cache directly, in parallel: a spool can only replay the whole body.
+   * Returns false when no snapshot is cached.
    */
   private async serveCold(req: IncomingMessage, res: ServerResponse, repo: Repository, key: CacheKey): Promise<boolean> {
-    const headers = { 'content-type': 'application/zstd' };
+    const forced = { 'content-type': 'application/zstd' };
     const url = repo.upstreamURL;
-    const conditional = req.headers.range || req.headers['if-match'] || req.headers['if-none-match'] || req.headers['if-range'];
-    let spool = this.coldReads.get(url);
-    if (!spool && (conditional || this.coldCopied.has(url))) {
-      const direct = this.coldDirect.get(url) ?? { active: 0, lastEnded: 0 };
-      this.coldDirect.set(url, direct);
-      direct.active++;
-      try {
-        const found = await sendCacheObject(this.deps.cache, key, req, res, headers);
-        if (found) this.deps.coldServed(repo, this.coldQuiet(url));
-        return found;
-      } finally {
-        direct.active--;
-        direct.lastEnded = Date.now();
-      }
-    }
-    if (!spool) {
-      const file = path.join(this.deps.scratchRoot, `cold-${randomBytes(6).toString('hex')}`);
-      const started = Spool.start(
-        file,
-        async () => {
-          const opened = await this.deps.cache.open(key);
-          return Object.assign(opened.body, { statusCode: 200, headers: { ...headers, ...opened.headers, 'accept-ranges': 'bytes' } });
-        },
-        { keepLength: true },
-      );
-      spool = started;
-      this.coldReads.set(url, started);
-      const finished = started.finished().then(() => {
-        if (!started.failed) this.coldCopied.add(url);
-      });
-      void finished.finally(() => {
-        if (this.coldReads.get(url) === started) this.coldReads.delete(url);
-        void started.dispose();
-      });
-      this.deps.coldServed(
-        repo,
-        finished.then(() => started.dispose()),
-      );
-    }
+    const h = req.headers;
+    const direct = h.range !== undefined || h['if-match'] !== undefined || h['if-none-match'] !== undefined || h['if-range'] !== undefined;
+    const end = this.coldServeStarted(url);
+    let found: boolean;
     try {
-      await spool.serve(res);
-      return true;
-    } catch (err) {
-      if (!(err instanceof SpoolUnavailableError)) throw err;
-      if (isCacheError(err.cause, 'not-found')) return false;
-      if (!res.headersSent) sendText(res, 502, `Snapshot read from the cache failed: ${err.message}`);
-      return true;
+      if (direct) {
+        found = await sendCacheObject(this.deps.cache, key, req, res, forced);
+      } else {
+        let spool = this.coldReads.get(url);
+        if (!spool) {
+          const file = path.join(this.deps.scratchRoot, `cold-${randomBytes(6).toString('hex')}`);
+          const started = Spool.start(
+            file,
+            async () => {
+              const opened = await this.deps.cache.open(key);
+              return Object.assign(opened.body, { statusCode: 200, headers: { ...opened.headers, ...forced, 'accept-ranges': 'bytes' } });
+            },
+            { keepLength: true },
+          );
+          spool = started;
+          this.coldReads.set(url, started);
+          void started.finished().finally(() => {
+            if (this.coldReads.get(url) === started) this.coldReads.delete(url);
+            void started.dispose();
+          });
+        }
+        try {
+          await spool.serve(res);
+          found = true;
+        } catch (err) {
+          if (!(err instanceof SpoolUnavailableError)) throw err;
+          if (isCacheError(err.cause, 'not-found')) return false;
+          if (!res.headersSent) sendText(res, 502, `Snapshot read from the cache failed: ${err.message}`);
+          return true;
+        }
+      }
+    } finally {
+      end();
     }
+    if (found) this.deps.coldServed(repo, this.coldServesDone(repo));
+    return found;
+  }
+
+  /** Counts a cold serve of `url` as in flight; the returned function ends it. */
+  private coldServeStarted(url: string): () => void {
+    let activity = this.coldActivity.get(url);
+    if (!activity) {
+      activity = { active: 0, lastEnded: 0, waiters: new Set() };
+      this.coldActivity.set(url, activity);
+    }
+    const entry = activity;
+    entry.active++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      entry.active--;
+      entry.lastEnded = Date.now();
+      for (const wake of entry.waiters) wake();
+    };
   }
 
   /**
-   * Resolves once no direct cold serve of the repository has run for a quiet period: a parallel
-   * ranged download is many short requests with gaps, and the mirror restore should not compete
-   * with it for bandwidth and CPU.
+   * Resolves once no cold serve of the repository has run for a quiet period (a parallel ranged
+   * download is many short requests with gaps, and the mirror restore should not compete with it
+   * for disk and bandwidth), or after `maxWaitMs` at the latest, so a stalled client cannot hold
+   * the restore back for ever. Every cold serve counts, whenever it started.
    */
-  private async coldQuiet(url: string): Promise<void> {
+  async coldServesDone(repo: Repository, maxWaitMs = COLD_WAIT_MAX_MS): Promise<void> {
+    const url = repo.upstreamURL;
+    const deadline = Date.now() + maxWaitMs;
     for (;;) {
-      const direct = this.coldDirect.get(url);
-      if (!direct) return;
-      const quietFor = Date.now() - direct.lastEnded;
-      if (direct.active === 0 && quietFor >= COLD_QUIET_MS) {
-        this.coldDirect.delete(url);
+      const activity = this.coldActivity.get(url);
+      if (!activity) return;
+      const now = Date.now();
+      if (now >= deadline) {
+        this.deps.logger.warn({ upstream: url, active: activity.active }, 'cold serves still running; not waiting for them any longer');
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, direct.active > 0 ? COLD_QUIET_MS : COLD_QUIET_MS - quietFor).unref());
+      if (activity.active === 0) {
+        const quietFor = now - activity.lastEnded;
+        if (quietFor >= COLD_QUIET_MS) {
+          if (this.coldActivity.get(url) === activity) this.coldActivity.delete(url);
+          return;
+        }
+        await sleep(Math.min(COLD_QUIET_MS - quietFor, deadline - now));
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(wake, deadline - now);
+        timer.unref();
+        function wake(): void {
+          clearTimeout(timer);
+          activity?.waiters.delete(wake);
+          resolve();
+        }
+        activity.waiters.add(wake);
+      });
     }
-  }
-
-  /** Forgets that a cold read filled the near tier (the mirror is Ready or the copy was evicted). */
-  forgetCold(repo: Repository): void {
-    this.coldCopied.delete(repo.upstreamURL);
   }
 
   /** Streams an on-demand generation; concurrent callers follow the same one. */
@@ -323,10 +381,13 @@ export class SnapshotService {
   }
 
   /**
-   * Extracts the cached mirror snapshot into `target`. Resolves 'absent' when none is cached or
-   * the cache cannot be read (the caller decides whether to clone instead). A snapshot that does
-   * not extract into a sound repository is deleted from the cache and CorruptMirrorSnapshotError
-   * thrown, so it is never served or restored again.
+   * Extracts the cached mirror snapshot into `target` and checks it is a sound repository.
+   * Resolves 'absent' when none is cached or the cache cannot be opened (the caller decides
+   * whether to clone instead). Only evidence that the archive itself is bad — zstd or tar
+   * rejecting its format, no HEAD commit in what it unpacked, a failed fsck — deletes it from the
+   * cache (CorruptMirrorSnapshotError), so it is never restored again. A failure of the read from
+   * the cache, of the local disk, a timeout or a cancellation leaves it alone and throws a plain
+   * error: the next attempt may well succeed from the same object.
    */
   async restoreMirror(repo: Repository, target: string, signal: AbortSignal): Promise<'restored' | 'absent'> {
     const key = artifactKey(repo.upstreamURL, 'mirror-snapshot');
@@ -337,20 +398,93 @@ export class SnapshotService {
       if (!isCacheError(err, 'not-found')) this.deps.logger.warn({ err, upstream: repo.upstreamURL }, 'mirror snapshot unreadable; treating it as absent');
       return 'absent';
     }
+    let failure: RestoreFailure | undefined;
     try {
       await fs.mkdir(target, { recursive: true });
-      await extractArchive(opened.body, target, { threads: this.deps.zstdThreads, signal });
-      await repo.git(['-C', target, 'rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { timeoutMs: 60_000, signal });
-      await repo.git(['-C', target, 'fsck', '--connectivity-only', '--no-progress', '--no-dangling'], { timeoutMs: GENERATION_TIMEOUT_MS, signal });
+      failure = await this.extractMirror(opened.body, target, signal);
     } catch (err) {
+      failure = { corrupt: false, reason: `preparing ${target}: ${(err as Error).message}` };
+    } finally {
       opened.body.destroy();
-      if (signal.aborted) throw err;
-      this.deps.logger.error({ err, upstream: repo.upstreamURL }, 'mirror snapshot is corrupt; discarding it');
-      await fs.rm(target, { recursive: true, force: true });
-      await this.deps.cache.delete(key).catch(() => undefined);
-      throw new CorruptMirrorSnapshotError(`mirror snapshot of ${repo.upstreamURL} is corrupt: ${(err as Error).message}`);
     }
-    return 'restored';
+    if (!failure) failure = await this.verifyMirror(repo, target, signal);
+    if (!failure) return 'restored';
+    await fs.rm(target, { recursive: true, force: true }).catch(() => undefined);
+    if (signal.aborted) throw new Error(`mirror restore of ${repo.upstreamURL} cancelled`);
+    if (!failure.corrupt) {
+      this.deps.logger.warn({ upstream: repo.upstreamURL, reason: failure.reason }, 'mirror snapshot restore failed; keeping the snapshot');
+      throw new Error(`mirror snapshot restore of ${repo.upstreamURL} failed: ${failure.reason}`);
+    }
+    this.deps.logger.error({ upstream: repo.upstreamURL, reason: failure.reason }, 'mirror snapshot is corrupt; discarding it');
+    await this.deps.cache.delete(key).catch(() => undefined);
+    throw new CorruptMirrorSnapshotError(`mirror snapshot of ${repo.upstreamURL} is corrupt: ${failure.reason}`);
+  }
+
+  /**
+   * `zstd -dc | tar -x` of `source` into `dir`, returning why it failed (undefined on success).
+   * Unlike the generic extractor this keeps each party's outcome apart — the source stream, zstd,
+   * tar — because only zstd or tar rejecting the bytes is evidence against the archive.
+   */
+  private async extractMirror(source: Readable, dir: string, signal: AbortSignal): Promise<RestoreFailure | undefined> {
+    const zstd = startChild('zstd', ['-q', '-d', '-c'], { timeoutMs: GENERATION_TIMEOUT_MS, signal, stdin: 'pipe' });
+    const tar = startChild('tar', ['-xpf', '-', '-C', dir], { timeoutMs: GENERATION_TIMEOUT_MS, signal, stdin: 'pipe', stdout: 'ignore' });
+    const zstdIn = zstd.child.stdin!;
+    const zstdOut = zstd.child.stdout!;
+    const tarIn = tar.child.stdin!;
+    // EPIPE on a child's stdin only means that child exited; its exit status says why.
+    zstdIn.on('error', () => undefined);
+    tarIn.on('error', () => undefined);
+    let zstdExited = false;
+    zstd.child.once('exit', () => (zstdExited = true));
+    let sourceError: Error | undefined;
+    source.on('error', (err: Error) => {
+      // An error after zstd exited is our own teardown, not a failed read.
+      if (!zstdExited) sourceError ??= err;
+      // zstd sees EOF and exits; tar then sees EOF and exits, so nothing waits for ever.
+      zstdIn.destroy();
+    });
+    source.pipe(zstdIn);
+    zstdOut.pipe(tarIn);
+    // tar stops reading once it has the end-of-archive record; without this zstd could block on
+    // a full pipe for ever. zstd then fails writing, which is not a failure (see below).
+    void tar.done.catch(() => undefined).finally(() => zstdOut.destroy());
+    const [zstdResult, tarResult] = await Promise.allSettled([zstd.done, tar.done]);
+    source.unpipe(zstdIn);
+    const childFailure = (r: PromiseSettledResult<void>) => (r.status === 'rejected' ? (r.reason as ChildProcessError) : undefined);
+    const zstdErr = childFailure(zstdResult);
+    const tarErr = childFailure(tarResult);
+    if (signal.aborted) return { corrupt: false, reason: 'cancelled' };
+    if (sourceError) return { corrupt: false, reason: `reading the snapshot from the cache failed: ${sourceError.message}` };
+    const exited = (err: ChildProcessError | undefined) => err instanceof ChildProcessError && err.exitCode !== null && err.killedBy === undefined;
+    if (!tarErr) {
+      // tar unpacked a complete archive; zstd failing to write the padding after it is harmless.
+      if (!zstdErr || !exited(zstdErr) || ZSTD_WRITE_FAILURE.test(zstdErr.stderrText)) return undefined;
+      return { corrupt: true, reason: `zstd rejected the archive: ${zstdErr.message}` };
+    }
+    if (!exited(tarErr) || TAR_LOCAL_FAILURE.test(tarErr.stderrText)) return { corrupt: false, reason: tarErr.message };
+    if (zstdErr && exited(zstdErr) && !ZSTD_WRITE_FAILURE.test(zstdErr.stderrText)) return { corrupt: true, reason: `zstd rejected the archive: ${zstdErr.message}` };
+    if (TAR_FORMAT_FAILURE.test(tarErr.stderrText)) return { corrupt: true, reason: `tar rejected the archive: ${tarErr.message}` };
+    return { corrupt: false, reason: tarErr.message };
+  }
+
+  /**
+   * Checks an unpacked mirror: HEAD names a commit and every ref's history is present. git
+   * exiting non-zero is evidence against the archive; a timeout or cancellation is not.
+   */
+  private async verifyMirror(repo: Repository, dir: string, signal: AbortSignal): Promise<RestoreFailure | undefined> {
+    const checks: Array<[string[], number, string]> = [
+      [['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], 60_000, 'HEAD is not a commit'],
+      [['fsck', '--connectivity-only', '--no-progress', '--no-dangling'], GENERATION_TIMEOUT_MS, 'fsck failed'],
+    ];
+    for (const [args, timeoutMs, what] of checks) {
+      try {
+        await repo.git(['-C', dir, ...args], { timeoutMs, signal });
+      } catch (err) {
+        const exited = err instanceof ChildProcessError && err.exitCode !== null && err.killedBy === undefined;
+        return { corrupt: exited && !signal.aborted, reason: `${what}: ${(err as Error).message}` };
+      }
+    }
+    return undefined;
   }
 
   /** True when a mirror snapshot is cached (a restore could start from it). */
@@ -425,7 +559,7 @@ export class SnapshotService {
   private async serveLfsSnapshot(req: IncomingMessage, res: ServerResponse, repo: Repository): Promise<void> {
     if (await sendCacheObject(this.deps.cache, artifactKey(repo.upstreamURL, 'lfs-snapshot'), req, res)) return;
     sendText(res, 404, 'LFS snapshot not found');
-    if (repo.state !== 'ready') this.deps.background(repo, 'lfs-mirror-warm', (signal) => this.deps.ensureReady(repo, signal));
+    if (repo.state !== 'ready') this.deps.background?.(repo, 'lfs-mirror-warm', (signal) => this.deps.ensureReady(repo, signal));
   }
 
   private async ensureRefs(req: IncomingMessage, res: ServerResponse, repo: Repository): Promise<void> {
