@@ -32,6 +32,14 @@ const COLD_QUIET_MS = 2_000;
  */
 const COLD_WAIT_MAX_MS = 15 * 60_000;
 /**
+ * Longest a warm snapshot request waits for the upstream ref check before answering without it
+ * (the check goes on in the background and the next request sees its verdict).
+ */
+const FRESHNESS_WAIT_MS = 2_000;
+/** Default `snapshot-max-age`: an unchanged snapshot is still regenerated after this long. */
+const DEFAULT_MAX_AGE_MS = 24 * 3_600_000;
+
+/**
  * stderr of a tar that failed because of the local filesystem (full disk, quota, permissions),
  * not because of what it was reading: such a failure says nothing about the archive.
  */
@@ -61,16 +69,29 @@ export interface SnapshotDeps {
   scratchRoot: string;
   zstdThreads: number;
   bundleTtlMs: number;
+  /** Least time between two upstream ref checks of one repository on the warm snapshot path. */
   refCheckIntervalMs: number;
   /** Starts the clone if Empty and resolves when the repository is Ready (rejects otherwise). */
   ensureReady(repo: Repository, signal: AbortSignal): Promise<void>;
-  /** Queues background work on the repository's serial queue. */
+  /**
+   * Queues background work on the repository's serial queue. Unused by the service: work queued
+   * there must never wait for a clone, which runs on that same queue (the LFS warm-up deadlock).
+   */
   background?(repo: Repository, id: string, job: (signal: AbortSignal) => Promise<void>): void;
   /**
    * A snapshot was served while the mirror was not Ready; `served` settles once no cold serve of
    * the repository is in flight (or a deadline passed), so a mirror restore can start then.
    */
   coldServed(repo: Repository, served: Promise<void>): void;
+}
+
+/** Options of periodic snapshot generation. */
+export interface GenerateOptions {
+  /**
+   * An unchanged snapshot (same commit) is skipped only while younger than this (`snapshot-max-age`);
+   * 0 disables skipping, so every run regenerates.
+   */
+  maxAgeMs?: number;
 }
 
 /** The cached mirror snapshot could not be restored (bad archive or not a repository); it was discarded. */
@@ -82,6 +103,15 @@ interface ColdActivity {
   lastEnded: number;
   /** Woken whenever a serve ends. */
   waiters: Set<() => void>;
+}
+
+/** Upstream freshness as seen from the warm snapshot path of one repository. */
+interface Freshness {
+  checkedAt: number;
+  /** The ref check in flight; resolves true when upstream is ahead of the mirror. */
+  checking?: Promise<boolean> | undefined;
+  /** The catch-up fetch started because upstream was ahead. */
+  catchingUp?: Promise<void> | undefined;
 }
 
 /** How an extraction or verification of a mirror snapshot failed. */
@@ -109,6 +139,7 @@ export class SnapshotService {
   private readonly coldReads = new Map<string, Spool>();
   /** Every cold serve (spooled or direct) per repository, so a mirror restore can wait for them. */
   private readonly coldActivity = new Map<string, ColdActivity>();
+  private readonly freshness = new Map<string, Freshness>();
 
   constructor(private readonly deps: SnapshotDeps) {}
 
@@ -150,13 +181,19 @@ export class SnapshotService {
       if (!(await sendCacheObject(cache, key, req, res, { 'content-type': 'application/zstd' }))) sendText(res, 404, 'Snapshot not cached');
       return;
     }
+    // If-Match names a representation the client already has; with none cached it cannot match
+    // (RFC 9110 §13.1.1), and a new generation would carry a different ETag anyway (#367).
+    const ifMatch = req.headers['if-match'] !== undefined;
     const signal = requestSignal(res);
     if (repo.state !== 'ready') {
       if (await this.serveCold(req, res, repo, key)) return;
+      if (ifMatch) return sendText(res, 412, 'precondition failed: snapshot not cached');
       try {
         await this.deps.ensureReady(repo, signal);
       } catch (err) {
-        if (!res.destroyed) sendText(res, 503, `Repository unavailable: ${(err as Error).message}`);
+        // Nothing is cached and nothing can be generated: for the client that is "no snapshot"
+        // (404, so `hoard git restore` exits 2 and scripts fall back to a clone), not a server fault.
+        if (!res.destroyed) sendText(res, 404, `No snapshot available: none is cached and the mirror could not be made ready: ${(err as Error).message}`);
         return;
       }
     }
@@ -164,15 +201,66 @@ export class SnapshotService {
     try {
       const st = await cache.stat(key);
       const commit = st.headers[SNAPSHOT_COMMIT_HEADER];
-      const head = await repo.head().catch(() => undefined);
-      if (commit && head && commit !== head && SHA.test(commit)) {
-        extra = { ...extra, [BUNDLE_URL_HEADER]: `/git/${parsed.host}/${parsed.repoPath}/snapshot.bundle?base=${commit}` };
+      if (commit && SHA.test(commit)) {
+        // Both checks run together: the ref check may need an ls-remote, HEAD is usually memoised.
+        const [head, upstreamAhead] = await Promise.all([repo.head().catch(() => undefined), this.upstreamAhead(repo)]);
+        if (head && (commit !== head || upstreamAhead)) {
+          extra = { ...extra, [BUNDLE_URL_HEADER]: `/git/${parsed.host}/${parsed.repoPath}/snapshot.bundle?base=${commit}` };
+        }
       }
     } catch (err) {
       if (!isCacheError(err, 'not-found')) throw err;
     }
     if (await sendCacheObject(cache, key, req, res, extra)) return;
+    if (ifMatch) return sendText(res, 412, 'precondition failed: snapshot not cached');
     await this.serveGenerated(res, repo);
+  }
+
+  /**
+   * True when upstream has branches the mirror lacks, checked at most once per ref-check-interval
+   * per repository (a burst of chunk requests costs one ls-remote; only the request that started
+   * the check waits for it, and at most FRESHNESS_WAIT_MS). When it is
+   * ahead a coalescing catch-up fetch starts in the background, and until that fetch lands the
+   * answer stays true without asking upstream again. The snapshot is then advertised with a bundle
+   * URL even while the mirror still sits at the snapshot's commit: the bundle endpoint freshens
+   * before deciding, so the client ends on upstream's HEAD rather than on a stale snapshot.
+   */
+  private async upstreamAhead(repo: Repository): Promise<boolean> {
+    const url = repo.upstreamURL;
+    let state = this.freshness.get(url);
+    if (!state) {
+      state = { checkedAt: 0 };
+      this.freshness.set(url, state);
+    }
+    const entry = state;
+    if (entry.catchingUp) return true;
+    if (entry.checking || Date.now() - entry.checkedAt < this.deps.refCheckIntervalMs) return false;
+    // Stamped before the check runs so concurrent requests do not stampede upstream (§9.2).
+    entry.checkedAt = Date.now();
+    const checking = repo
+      .refsStale()
+      .then(
+        (stale) => {
+          if (stale) {
+            entry.catchingUp = repo
+              .fetch()
+              .catch((err: Error) => this.deps.logger.warn({ err: err.message, upstream: url }, 'catch-up fetch for a stale snapshot failed'))
+              .finally(() => {
+                entry.catchingUp = undefined;
+              });
+          }
+          return stale;
+        },
+        () => false,
+      )
+      .finally(() => {
+        entry.checking = undefined;
+      });
+    entry.checking = checking;
+    // Only the request that started the check waits for it (bounded): with upstream slow or
+    // unreachable, the requests that follow answer from what is known instead of each waiting.
+    await Promise.race([checking, sleep(FRESHNESS_WAIT_MS)]);
+    return entry.catchingUp !== undefined;
   }
 
   /**
@@ -292,6 +380,8 @@ export class SnapshotService {
     let current = this.generating.get(repo.upstreamURL);
     if (!current) {
       const file = path.join(this.deps.scratchRoot, `snapshot-spool-${randomBytes(6).toString('hex')}`);
+      // One log line per generation: operators (and tests) can see that concurrent misses share one.
+      this.deps.logger.info({ upstream: repo.upstreamURL }, 'generating snapshot on demand');
       const spool = Spool.start(file, () => this.generationSource(repo));
       const done = spool.finished().finally(() => {
         this.generating.delete(repo.upstreamURL);
@@ -363,14 +453,30 @@ export class SnapshotService {
   }
 
   /**
-   * Generates and stores a workstation snapshot unless the cached one already holds HEAD.
-   * Returns the commit captured, or undefined when skipped.
+   * True when the cached artifact already holds `head` and is younger than `maxAgeMs`, so a new
+   * upload would only change its ETag (and break ranged downloads pinned to it, #395).
+   *
+   * The probe is the cache's ordinary `stat`, which answers from the nearest tier holding the
+   * object; the Cache interface offers no authoritative-tier probe yet (§4.2), so a near copy can
+   * hide a lost shared object — but never for longer than `maxAgeMs`, after which the artifact is
+   * regenerated and re-uploaded to every tier regardless.
    */
-  async generateWorkstation(repo: Repository): Promise<string | undefined> {
+  private async unchanged(key: CacheKey, head: string, maxAgeMs: number): Promise<boolean> {
+    if (!(maxAgeMs > 0)) return false;
+    const cached = await this.deps.cache.stat(key).catch(() => undefined);
+    if (!cached || cached.headers[SNAPSHOT_COMMIT_HEADER] !== head) return false;
+    const uploadedAt = Date.parse(cached.headers['last-modified'] ?? '');
+    return Number.isFinite(uploadedAt) && Date.now() - uploadedAt < maxAgeMs;
+  }
+
+  /**
+   * Generates and stores a workstation snapshot unless the cached one already holds HEAD (and is
+   * younger than `maxAgeMs`). Returns the commit captured, or undefined when skipped.
+   */
+  async generateWorkstation(repo: Repository, opts: GenerateOptions = {}): Promise<string | undefined> {
     const key = artifactKey(repo.upstreamURL, 'snapshot');
     const head = await repo.head();
-    const cached = await this.deps.cache.stat(key).catch(() => undefined);
-    if (cached?.headers[SNAPSHOT_COMMIT_HEADER] === head) return undefined;
+    if (await this.unchanged(key, head, opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS)) return undefined;
     const { stream, commit, done } = await this.startWorkstationArchive(repo);
     const writer = this.deps.cache.create(key, snapshotHeaders(commit, 'base.tar.zst'));
     await Promise.all([pipeline(stream, writer), done]).catch((err: Error) => {
@@ -495,13 +601,15 @@ export class SnapshotService {
     );
   }
 
-  /** Tars the bare mirror (fetches held back meanwhile) into the cache. */
-  async generateMirror(repo: Repository): Promise<string | undefined> {
+  /**
+   * Tars the bare mirror (fetches held back meanwhile) into the cache, unless the cached one
+   * already holds HEAD and is younger than `maxAgeMs`. Returns HEAD, or undefined when skipped.
+   */
+  async generateMirror(repo: Repository, opts: GenerateOptions = {}): Promise<string | undefined> {
     return repo.withFetchesExcluded(async () => {
       const head = await repo.head();
       const key = artifactKey(repo.upstreamURL, 'mirror-snapshot');
-      const cached = await this.deps.cache.stat(key).catch(() => undefined);
-      if (cached?.headers[SNAPSHOT_COMMIT_HEADER] === head) return undefined;
+      if (await this.unchanged(key, head, opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS)) return undefined;
       const archive = createArchive(repo.mirrorDir, ['.'], { exclude: ['*.lock'], threads: this.deps.zstdThreads });
       const writer = this.deps.cache.create(key, snapshotHeaders(head, `${path.basename(repo.mirrorDir, '.git')}.tar.zst`));
       await Promise.all([pipeline(archive.stream, writer), archive.done]).catch((err: Error) => {
@@ -517,6 +625,9 @@ export class SnapshotService {
     const key = bundleKey(repo.upstreamURL, base);
     const bundleHeaders = { 'content-type': 'application/x-git-bundle' };
     if (await sendCacheObject(this.deps.cache, key, req, res, bundleHeaders)) return;
+    // HEAD answers from what is cached: producing a bundle (and fetching upstream) for a request
+    // that discards the body would be all cost and no use.
+    if (req.method === 'HEAD') return sendText(res, 404, 'Bundle not cached');
     const signal = requestSignal(res);
     try {
       await this.deps.ensureReady(repo, signal);
@@ -556,10 +667,21 @@ export class SnapshotService {
     if (!(await sendCacheObject(this.deps.cache, key, req, res, bundleHeaders))) sendText(res, 404, 'Bundle not available');
   }
 
+  /**
+   * LFS snapshot (§2.6), served through the same conditional/range-aware path as every artifact.
+   * A GET miss answers 404 at once and, when the mirror is Empty, starts its clone so the periodic
+   * LFS job can produce the artifact later. The clone is started directly rather than from a job
+   * on the repository's queue: the clone itself runs on that queue, so a queued job waiting for
+   * it would wait for ever and leave the repository stuck Cloning.
+   */
   private async serveLfsSnapshot(req: IncomingMessage, res: ServerResponse, repo: Repository): Promise<void> {
     if (await sendCacheObject(this.deps.cache, artifactKey(repo.upstreamURL, 'lfs-snapshot'), req, res)) return;
     sendText(res, 404, 'LFS snapshot not found');
-    if (repo.state !== 'ready') this.deps.background?.(repo, 'lfs-mirror-warm', (signal) => this.deps.ensureReady(repo, signal));
+    // HEAD never warms a mirror (as for snapshots, #337).
+    if (req.method === 'HEAD' || repo.state !== 'empty') return;
+    this.deps.ensureReady(repo, new AbortController().signal).catch((err: Error) => {
+      this.deps.logger.warn({ err: err.message, upstream: repo.upstreamURL }, 'LFS warm-up clone failed');
+    });
   }
 
   private async ensureRefs(req: IncomingMessage, res: ServerResponse, repo: Repository): Promise<void> {
