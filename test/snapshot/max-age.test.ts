@@ -1,0 +1,82 @@
+/**
+ * Periodic generation details: `snapshot-max-age` bounds the unchanged-skip (an unchanged snapshot
+ * is still regenerated once it is that old), and a failing pre-fetch does not cost the interval's
+ * snapshot (§4.5: logged, generation goes on from the mirror as it is).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import { startTestServer, type TestServer } from '../fixtures/server.js';
+
+const run = promisify(execFile);
+let upstream: GitUpstream;
+let hoard: TestServer;
+let work: string;
+const logs: Array<Record<string, unknown>> = [];
+
+before(async () => {
+  upstream = await startGitUpstream();
+  work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-maxage-'));
+  await upstream.createRepo('org/aged.git', { files: 10 });
+  hoard = await startTestServer({
+    logs,
+    hcl: `cache disk {}
+metadata memory {}
+metrics { port = 0 }
+git-clone { ref-check-interval = "1h" }
+strategy git {
+  plain-http-hosts = ["${upstream.hostPort}"]
+  snapshot-interval = "1s"
+  mirror-snapshot-interval = "1s"
+  snapshot-max-age = "3s"
+}
+`,
+  });
+});
+after(async () => {
+  await hoard.close();
+  await upstream.close();
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+const runs = (msg: string) => logs.filter((l) => l['msg'] === msg).map((l) => l['commit'] as string);
+
+async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(logs.filter((l) => (l['level'] as number) >= 40))}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('an unchanged snapshot is skipped while young and regenerated once older than snapshot-max-age', async () => {
+  await run('git', ['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/org/aged.git`, path.join(work, 'c')], { env: gitClientEnv });
+  for (const msg of ['workstation snapshot', 'mirror snapshot']) {
+    await until(() => runs(msg).includes('unchanged'), `an unchanged ${msg} run`);
+    const head = runs(msg).find((c) => c !== 'unchanged') ?? '';
+    assert.match(head, /^[0-9a-f]{40}$/);
+    // Same HEAD throughout, yet a second upload of it follows the skipped runs.
+    await until(() => runs(msg).filter((c) => c === head).length >= 2, `a ${msg} regenerated after max-age`);
+    const sequence = runs(msg);
+    const second = sequence.indexOf(head, sequence.indexOf(head) + 1);
+    assert.ok(sequence.slice(0, second).includes('unchanged'), `skipped while young: ${sequence.join(',')}`);
+  }
+});
+
+test('a failing fetch before the workstation snapshot is logged and the snapshot job still runs', async () => {
+  upstream.setUp(false);
+  try {
+    const mark = logs.length;
+    await until(() => logs.slice(mark).some((l) => l['msg'] === 'fetch before the workstation snapshot failed; snapshotting the mirror as it is'), 'the pre-fetch failure');
+    await until(() => logs.slice(mark).filter((l) => l['msg'] === 'workstation snapshot').length >= 2, 'snapshot runs while upstream is down');
+    const failed = logs.slice(mark).filter((l) => l['msg'] === 'periodic job failed' && String(l['job']).includes('snapshot') && !String(l['job']).includes('mirror'));
+    assert.deepEqual(failed, [], 'the snapshot job itself did not fail');
+  } finally {
+    upstream.setUp(true);
+  }
+});
