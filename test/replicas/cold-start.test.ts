@@ -7,6 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import http, { type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -25,8 +27,8 @@ let upstream: GitUpstream;
 let work: string;
 const replicas: TestServer[] = [];
 
-const s3Block = () => `s3 {
-  endpoint = "${s3.endpoint}"
+const s3Block = (endpoint = s3.endpoint) => `s3 {
+  endpoint = "${endpoint}"
   region = "us-east-1"
   use-ssl = false
   use-path-style = true
@@ -34,9 +36,9 @@ const s3Block = () => `s3 {
   secret-access-key = "S3RVER"
 }`;
 
-async function replica(logs?: Array<Record<string, unknown>>): Promise<TestServer> {
+async function replica(logs?: Array<Record<string, unknown>>, s3Endpoint?: string): Promise<TestServer> {
   const server = await startTestServer({
-    hcl: `${s3Block()}
+    hcl: `${s3Block(s3Endpoint)}
 cache disk {}
 cache s3 { bucket = "${s3.bucket}" }
 metadata s3 {
@@ -82,6 +84,64 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60
 }
 
 const logged = (logs: Array<Record<string, unknown>>, msg: string) => logs.some((l) => l['msg'] === msg);
+
+/** What the S3 fault proxy does with a request that matches a rule. */
+type FaultAction = { kind: 'hold' } | { kind: 'cut'; afterBytes: number };
+
+/**
+ * A pass-through in front of the S3 endpoint that can hold requests until released, or cut a
+ * response after some bytes of its body (a connection reset mid-read). The fixture's s3rver
+ * accepts mismatched signatures, so forwarding with the original headers is fine.
+ */
+async function s3FaultProxy(target: string) {
+  const rules: Array<{ match: (req: IncomingMessage) => boolean; action: FaultAction }> = [];
+  let releaseAll!: () => void;
+  let gate = new Promise<void>((r) => (releaseAll = r));
+  let held = 0;
+  const server = http.createServer(async (req, res) => {
+    const rule = rules.find((r) => r.match(req));
+    if (rule?.action.kind === 'hold') {
+      held++;
+      await gate;
+    }
+    const forward = http.request(`${target}${req.url ?? '/'}`, { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      if (rule?.action.kind !== 'cut') return void answer.pipe(res);
+      let left = rule.action.afterBytes;
+      answer.on('data', (chunk: Buffer) => {
+        if (left <= 0) return;
+        res.write(chunk.subarray(0, left));
+        left -= chunk.length;
+        if (left <= 0) {
+          // After a pause, so the client is surely reading the body when the connection drops.
+          answer.destroy();
+          setTimeout(() => res.socket?.destroy(), 300);
+        }
+      });
+    });
+    forward.once('error', () => res.socket?.destroy());
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    rules,
+    held: () => held,
+    release: () => {
+      releaseAll();
+      gate = new Promise<void>((r) => (releaseAll = r));
+    },
+    close: async () => {
+      releaseAll();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A GET of `kind`'s data object, optionally only one with exactly this Range. */
+const dataGet = (kind: 'snapshot' | 'mirror-snapshot', range?: string) => (req: IncomingMessage) =>
+  req.method === 'GET' && (req.url ?? '').includes(dataPath(kind)) && (req.url ?? '').split('?')[0]!.endsWith('.data') && (range === undefined || req.headers.range === range);
 
 let seedSnapshot: Buffer;
 let seedLogs: Array<Record<string, unknown>>;
@@ -159,6 +219,59 @@ describe('replicas sharing one bucket', () => {
     // Its periodic jobs run right after Ready, but the seed replica holds this interval's claims.
     await until('claims checked', async () => logs.filter((l) => l['msg'] === 'another replica generates this interval').length >= 2, 20_000);
     assert.ok(!logged(logs, 'workstation snapshot'));
+  });
+
+  test('while a plain cold GET waits on S3, ranged and conditional cold GETs are answered at once, and the mirror restore waits for the late serve', async () => {
+    const proxy = await s3FaultProxy(s3.endpoint);
+    try {
+      const logs: Array<Record<string, unknown>> = [];
+      const cold = await replica(logs, proxy.endpoint);
+      // Whole-object reads of the snapshot (the plain GET's, and the near-tier heal a ranged read
+      // starts) wait at the proxy; ranged reads of a few bytes go through.
+      proxy.rules.push({ match: dataGet('snapshot', `bytes=0-${seedSnapshot.length - 1}`), action: { kind: 'hold' } });
+      const first = await fetch(snapshotUrl(cold), { headers: { range: 'bytes=0-0' } });
+      assert.equal(first.status, 206);
+      const etag = first.headers.get('etag') ?? '';
+      await first.arrayBuffer();
+      const plain = fetch(snapshotUrl(cold)).then(async (res) => ({ status: res.status, body: Buffer.from(await res.arrayBuffer()) }));
+      const heldBefore = proxy.held();
+      await until('the plain GET waiting at S3', async () => proxy.held() > heldBefore, 10_000);
+      const quick = { signal: AbortSignal.timeout(5_000) };
+      const part = await fetch(snapshotUrl(cold), { ...quick, headers: { range: 'bytes=0-9' } });
+      assert.equal(part.status, 206);
+      assert.ok(Buffer.from(await part.arrayBuffer()).equals(seedSnapshot.subarray(0, 10)));
+      const notModified = await fetch(snapshotUrl(cold), { ...quick, headers: { 'if-none-match': etag } });
+      assert.equal(notModified.status, 304);
+      // Well past the quiet period after the ranged serves: the restore must still be waiting.
+      await sleep(4_000);
+      assert.ok(!logged(logs, 'restoring mirror from its snapshot after a cold serve'), 'no restore while a cold serve is in flight');
+      assert.equal(await mirrorReady(cold), false);
+      proxy.release();
+      const served = await plain;
+      assert.equal(served.status, 200);
+      assert.ok(served.body.equals(seedSnapshot));
+      await until('the mirror restored after the last cold serve', () => mirrorReady(cold));
+      assert.ok(logged(logs, 'restoring mirror from its snapshot after a cold serve'));
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a mirror snapshot whose S3 read breaks mid-stream is kept (not corruption); the clone falls back to upstream', async () => {
+    const proxy = await s3FaultProxy(s3.endpoint);
+    try {
+      proxy.rules.push({ match: dataGet('mirror-snapshot'), action: { kind: 'cut', afterBytes: 1_000 } });
+      const logs: Array<Record<string, unknown>> = [];
+      const fresh = await replica(logs, proxy.endpoint);
+      await cloneVia(fresh, path.join(work, 'after-broken-read'));
+      await until('mirror ready', () => mirrorReady(fresh));
+      assert.ok(logged(logs, 'mirror snapshot restore failed; keeping the snapshot'), JSON.stringify(logs.filter((l) => (l['level'] as number) >= 40).map((l) => [l['msg'], l['reason'] ?? l['err']])));
+      assert.ok(logged(logs, 'mirror restore failed; cloning from upstream instead'));
+      assert.ok(!logged(logs, 'mirror snapshot is corrupt; discarding it'));
+      assert.equal(await inS3('mirror-snapshot'), true, 'the shared mirror snapshot survives a failed read');
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('a corrupt mirror snapshot is discarded, never restored, and the clone falls back to upstream', async () => {
