@@ -24,22 +24,23 @@ export interface CacheProvider {
 }
 
 const MB = 1024 * 1024;
+const HOUR_MS = 3_600_000;
 
 const memorySchema = z.strictObject({
-  'limit-mb': z.number().int().positive().default(1024).describe('Maximum total size in MiB.'),
-  'max-ttl': duration().default(3_600_000).describe('Maximum (and default) time to live.'),
+  'limit-mb': z.number().int().min(0).default(1024).describe('Maximum total size in MiB (0 = the default; cachew reads 0 as unlimited, but hoard never runs an unbounded memory tier).'),
+  'max-ttl': duration().default(3_600_000).describe('Maximum (and default) time to live (0 = 1h).'),
 });
 
 const diskSchema = z.strictObject({
   root: z.string().optional().describe('Directory for cached objects (default: <state>/cache).'),
-  'limit-mb': z.number().int().positive().default(10240).describe('Maximum total size in MiB; least recently read objects are evicted.'),
-  'max-ttl': duration().default(3_600_000).describe('Maximum (and default) time to live.'),
-  'evict-interval': duration().default(60_000).describe('How often expired and excess objects are removed.'),
+  'limit-mb': z.number().int().min(0).default(10240).describe('Maximum total size in MiB; least recently read objects are evicted (0 = 10240).'),
+  'max-ttl': duration().default(3_600_000).describe('Maximum (and default) time to live (0 = 1h).'),
+  'evict-interval': duration().default(60_000).describe('How often expired and excess objects are removed (0 = 1m).'),
 });
 
 const s3Schema = z.strictObject({
   bucket: z.string().min(1).describe('Bucket holding the objects (must exist).'),
-  'max-ttl': duration().default(3_600_000).describe('Maximum (and default) time to live; reads in the second half of an object\'s life renew it.'),
+  'max-ttl': duration().default(3_600_000).describe('Maximum (and default) time to live (0 = 1h); reads in the second half of an object\'s life renew it.'),
   'upload-concurrency': z.number().int().min(0).default(1).describe('Parts uploaded at once per object (0 = number of CPUs).'),
   'upload-part-size-mb': z.number().int().min(5, 'upload-part-size-mb must be at least 5 (the S3 minimum part size)').default(16).describe('Multipart part size in MiB (S3 minimum: 5).'),
   'download-concurrency': z.number().int().min(0).default(8).describe('Parallel ranged GETs per large read (0 = 8).'),
@@ -51,7 +52,8 @@ export const cacheProviders: CacheProvider[] = [
   {
     spec: { kind: 'cache', name: 'memory', description: 'In-process LRU cache bounded by size.', schema: memorySchema },
     async create(config: z.output<typeof memorySchema>) {
-      return createMemoryCache({ limitBytes: config['limit-mb'] * MB, maxTtlMs: config['max-ttl'] });
+      // Zero means "the default", as in cachew's configs (which must load unchanged).
+      return createMemoryCache({ limitBytes: (config['limit-mb'] || 1024) * MB, maxTtlMs: config['max-ttl'] || HOUR_MS });
     },
   },
   {
@@ -59,9 +61,9 @@ export const cacheProviders: CacheProvider[] = [
     async create(config: z.output<typeof diskSchema>, env: CacheEnv) {
       return createDiskCache({
         root: path.resolve(env.state, config.root ?? path.join(env.state, 'cache')),
-        limitBytes: config['limit-mb'] * MB,
-        maxTtlMs: config['max-ttl'],
-        evictIntervalMs: config['evict-interval'],
+        limitBytes: (config['limit-mb'] || 10240) * MB,
+        maxTtlMs: config['max-ttl'] || HOUR_MS,
+        evictIntervalMs: config['evict-interval'] || 60_000,
       });
     },
   },
@@ -74,7 +76,7 @@ export const cacheProviders: CacheProvider[] = [
       return createS3Cache({
         client,
         bucket: config.bucket,
-        maxTtlMs: config['max-ttl'],
+        maxTtlMs: config['max-ttl'] || HOUR_MS,
         uploadConcurrency: config['upload-concurrency'] || os.availableParallelism(),
         uploadPartBytes: config['upload-part-size-mb'] * MB,
         downloadConcurrency: config['download-concurrency'] || 8,
