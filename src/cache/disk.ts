@@ -256,14 +256,21 @@ class DiskBackend implements Backend {
     return run;
   }
 
-  private async removeEntry(entry: IndexEntry): Promise<void> {
+  /**
+   * Removes `entry` if it is still the key's current revision. Runs in the key's publish queue:
+   * a removal interleaved with a commit could otherwise delete the new sidecar (losing the
+   * object at the next start) and subtract the old size twice.
+   */
+  private removeEntry(entry: IndexEntry): Promise<void> {
     const id = `${entry.ns}/${entry.key}`;
-    if (this.index.get(id) !== entry) return;
-    this.index.delete(id);
-    this.total -= entry.size;
-    const dir = this.dirOf(entry.ns, entry.key);
-    await fs.rm(path.join(dir, `${entry.key}.json`), { force: true });
-    await fs.rm(path.join(dir, `${entry.key}.${entry.rev}`), { force: true });
+    return this.serialise(id, async () => {
+      if (this.index.get(id) !== entry) return;
+      this.index.delete(id);
+      this.total -= entry.size;
+      const dir = this.dirOf(entry.ns, entry.key);
+      await fs.rm(path.join(dir, `${entry.key}.json`), { force: true });
+      await fs.rm(path.join(dir, `${entry.key}.${entry.rev}`), { force: true });
+    });
   }
 
   async delete(ns: string, key: CacheKey): Promise<void> {

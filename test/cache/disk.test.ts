@@ -129,3 +129,60 @@ test('disk: ENOSPC fails the write with insufficient-storage, stores nothing, la
   assert.equal((await ns.stat(parseKey('k'))).size, 4);
   await cache.close();
 });
+
+test('disk: deletes racing replacements keep the size accounting and what survives a restart consistent', async () => {
+  const root = await tempDir();
+  const cache = await createDiskCache(options(root));
+  const ns = cache.namespace('race');
+  const key = parseKey('k');
+  // Writers and deleters of one key interleave at every await; whatever the order, the index,
+  // the byte count and the files on disk must agree afterwards.
+  for (let round = 0; round < 40; round++) {
+    await Promise.all([
+      put(ns, 'k', Buffer.alloc(1000 + round, 1)),
+      ns.delete(key).catch(() => undefined),
+      put(ns, 'k', Buffer.alloc(2000 + round, 2)),
+      ns.delete(key).catch(() => undefined),
+      put(ns, 'k', Buffer.alloc(3000 + round, 3)),
+    ]);
+  }
+  const live = await ns.stat(key).then((st) => st.size, () => undefined);
+  assert.deepEqual(await cache.stats(), { objects: live === undefined ? 0 : 1, size: live ?? 0, capacity: 256 << 20 });
+  await cache.close();
+  const reopened = await createDiskCache(options(root));
+  const after = await reopened.namespace('race').stat(key).then((st) => st.size, () => undefined);
+  assert.equal(after, live, 'the object visible before the restart is the one on disk');
+  assert.deepEqual(await reopened.stats(), { objects: live === undefined ? 0 : 1, size: live ?? 0, capacity: 256 << 20 });
+  await reopened.close();
+});
+
+test('disk: a delete that arrives while a replacement is publishing waits for it (no double-counted size)', async () => {
+  const root = await tempDir();
+  const cache = await createDiskCache(options(root));
+  const ns = cache.namespace('race');
+  const key = parseKey('k');
+  await put(ns, 'k', Buffer.alloc(1000, 1));
+  const realRename = fs.rename;
+  let fired = false;
+  // Hold the replacement at the moment it moves its sidecar into place, and send a delete of
+  // the old revision right then.
+  fs.rename = (async (from: string, to: string) => {
+    if (!fired && String(to).endsWith(`${key}.json`)) {
+      fired = true;
+      void ns.delete(key).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return realRename(from, to);
+  }) as typeof fs.rename;
+  try {
+    await put(ns, 'k', Buffer.alloc(3000, 3));
+  } finally {
+    fs.rename = realRename;
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(fired);
+  const stats = await cache.stats();
+  const live = await ns.stat(key).then((st) => st.size, () => 0);
+  assert.equal(stats.size, live, `byte count ${stats.size} matches what is stored (${live})`);
+  await cache.close();
+});
