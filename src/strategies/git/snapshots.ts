@@ -74,11 +74,6 @@ export interface SnapshotDeps {
   /** Starts the clone if Empty and resolves when the repository is Ready (rejects otherwise). */
   ensureReady(repo: Repository, signal: AbortSignal): Promise<void>;
   /**
-   * Queues background work on the repository's serial queue. Unused by the service: work queued
-   * there must never wait for a clone, which runs on that same queue (the LFS warm-up deadlock).
-   */
-  background?(repo: Repository, id: string, job: (signal: AbortSignal) => Promise<void>): void;
-  /**
    * A snapshot was served while the mirror was not Ready; `served` settles once no cold serve of
    * the repository is in flight (or a deadline passed), so a mirror restore can start then.
    */

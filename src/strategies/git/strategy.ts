@@ -122,7 +122,6 @@ class GitStrategy implements Strategy {
       bundleTtlMs: config['bundle-cache-ttl'] || 2 * 3_600_000,
       refCheckIntervalMs: this.settings.refCheckIntervalMs,
       ensureReady: (repo, signal) => this.ensureReady(repo, signal),
-      background: (repo, id, job) => void this.scheduler.submit(repo.upstreamURL, id, job).catch(() => undefined),
       coldServed: (repo, served) => this.scheduleMirrorRestore(repo, served),
     });
   }
@@ -146,16 +145,19 @@ class GitStrategy implements Strategy {
       this.scheduler.periodic(repo.upstreamURL, 'repack', repackInterval, (signal) => repo.repack(signal), repackInterval);
     }
     if (interval <= 0) return;
+    const maxAgeMs = this.config['snapshot-max-age'];
     this.scheduler.periodic(repo.upstreamURL, 'snapshot', interval, async () => {
       if (!(await this.claimGeneration(repo, 'snapshot', interval))) return;
-      await repo.fetch();
-      const commit = await this.snapshots.generateWorkstation(repo);
+      // A failed pre-fetch (upstream briefly down) must not cost the interval's snapshot: the
+      // mirror still holds what it last fetched, which is worth publishing (§4.5, #366).
+      await repo.fetch().catch((err: Error) => this.logger.warn({ err: err.message, upstream: repo.upstreamURL }, 'fetch before the workstation snapshot failed; snapshotting the mirror as it is'));
+      const commit = await this.snapshots.generateWorkstation(repo, { maxAgeMs });
       this.logger.info({ upstream: repo.upstreamURL, commit: commit ?? 'unchanged' }, 'workstation snapshot');
     });
     const mirrorInterval = this.config['mirror-snapshot-interval'] || interval;
     this.scheduler.periodic(repo.upstreamURL, 'mirror-snapshot', mirrorInterval, async () => {
       if (!(await this.claimGeneration(repo, 'mirror-snapshot', mirrorInterval))) return;
-      const commit = await this.snapshots.generateMirror(repo);
+      const commit = await this.snapshots.generateMirror(repo, { maxAgeMs });
       this.logger.info({ upstream: repo.upstreamURL, commit: commit ?? 'unchanged' }, 'mirror snapshot');
     });
   }
@@ -180,6 +182,9 @@ class GitStrategy implements Strategy {
    * After a cold serve, restores the mirror from its cached mirror snapshot in the background
    * (once the cold reads are done, so they keep the bandwidth), verified by a fetch. It never
    * falls back to a full clone; a failure leaves the repository Empty and is retried with backoff.
+   * Each attempt (retries too) first waits until no cold serve of the repository is in flight —
+   * counted by the snapshot service across every serve, not only the one that scheduled it —
+   * bounded by a deadline so a stalled client cannot hold it back for ever.
    */
   private scheduleMirrorRestore(repo: Repository, served: Promise<void>, delayMs = 0): void {
     const url = repo.upstreamURL;
@@ -189,6 +194,7 @@ class GitStrategy implements Strategy {
     this.restoring.add(url);
     void served
       .catch(() => undefined)
+      .then(() => this.snapshots.coldServesDone(repo))
       .then(async () => {
         if (repo.state !== 'empty' || !(await this.snapshots.hasMirrorSnapshot(repo))) return;
         if (!repo.tryStartCloning()) return;
@@ -373,7 +379,10 @@ class GitStrategy implements Strategy {
 
   /**
    * A new mirror comes from the cached mirror snapshot when one exists (verified by a fetch before
-   * Ready), else from a full upstream clone. A corrupt snapshot is discarded and cloning proceeds.
+   * Ready), else from a full upstream clone. A restore that fails for any reason but cancellation
+   * falls through to the clone (§3.2) inside the same Cloning state, so no second clone can start
+   * meanwhile: a corrupt snapshot has already been discarded by then, while one that merely could
+   * not be read, unpacked on this disk or freshened is kept for the next replica.
    */
   private async populateMirror(repo: Repository, target: string, signal: AbortSignal): Promise<void> {
     try {
@@ -383,7 +392,9 @@ class GitStrategy implements Strategy {
         return;
       }
     } catch (err) {
-      if (!(err instanceof CorruptMirrorSnapshotError)) throw err;
+      if (signal.aborted) throw err;
+      const corrupt = err instanceof CorruptMirrorSnapshotError;
+      this.logger.warn({ err: (err as Error).message, upstream: repo.upstreamURL, corrupt }, 'mirror restore failed; cloning from upstream instead');
       await fs.rm(target, { recursive: true, force: true });
     }
     await repo.cloneFromUpstream(target, signal);
