@@ -36,6 +36,10 @@ export class BackendCache implements Cache {
     return this.backend.stat(this.ns, key, cond);
   }
 
+  statAuthoritative(key: CacheKey): Promise<StatResult> {
+    return this.backend.stat(this.ns, key, {});
+  }
+
   open(key: CacheKey, cond: ReadConditions & { signal?: AbortSignal } = {}): Promise<OpenResult> {
     return this.backend.open(this.ns, key, cond);
   }

@@ -59,6 +59,12 @@ export interface Cache {
   namespace(ns: string): Cache;
   /** Headers of a live object; conditionals evaluated, Range ignored. */
   stat(key: CacheKey, cond?: Conditions): Promise<StatResult>;
+  /**
+   * `stat` answered by the authoritative (last) tier only: a near copy can outlive a lost shared
+   * object, and a replica deciding "already published" must not be fooled by it (reference git
+   * §4.2, #395). A single cache is its own authority.
+   */
+  statAuthoritative(key: CacheKey): Promise<StatResult>;
   /** Body and headers; conditionals evaluated before any byte is read; one range honoured. */
   open(key: CacheKey, cond?: ReadConditions & { signal?: AbortSignal }): Promise<OpenResult>;
   /** Starts a write; see CacheWriter. Throws `invalid-argument` for a bad ETag. */

@@ -138,6 +138,10 @@ class TieredCache implements Cache {
     await this.metadata.compareAndSet(this.ns, key, etag, recorded.version).catch(() => false);
   }
 
+  statAuthoritative(key: CacheKey): Promise<StatResult> {
+    return this.tier(this.last).statAuthoritative(key);
+  }
+
   async stat(key: CacheKey, cond: Conditions = {}): Promise<StatResult> {
     const recorded = await this.recorded(key);
     let rejected = false;

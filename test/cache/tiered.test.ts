@@ -42,6 +42,7 @@ function instrumented(inner: Cache, hook: OpenHook): Cache {
     },
     namespace: (ns) => instrumented(inner.namespace(ns), hook),
     stat: (key, cond) => inner.stat(key, cond),
+    statAuthoritative: (key) => inner.statAuthoritative(key),
     open: (key, cond) => hook(inner, key, cond ?? {}),
     create: (key, headers, opts) => inner.create(key, headers, opts),
     delete: (key) => inner.delete(key),
@@ -467,4 +468,15 @@ describe('tiered: async heal of tier 0 after ranged reads', () => {
     assert.equal(writers[0]?.destroyed, true);
     assert.equal(writers[0]?.writableFinished, false, 'the cancelled heal never committed');
   });
+});
+
+test('statAuthoritative answers from the last tier only: a near copy cannot hide a lost shared object', async () => {
+  const near = mem().namespace('a');
+  const far = mem().namespace('a');
+  const tiered = createTieredCache([near, far], new MemoryMetadataStore()).namespace('a');
+  await put(tiered, 'k', 'both');
+  assert.equal((await tiered.statAuthoritative(parseKey('k'))).size, 4);
+  await far.delete(parseKey('k')); // the shared object is lost; the near copy lives on
+  assert.equal((await tiered.stat(parseKey('k'))).size, 4, 'an ordinary stat still finds the near copy');
+  await assert.rejects(tiered.statAuthoritative(parseKey('k')), (err: unknown) => isCacheError(err, 'not-found'));
 });

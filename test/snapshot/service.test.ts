@@ -50,6 +50,10 @@ class ProbeCache implements Cache {
     return this.inner.stat(key, cond);
   }
 
+  statAuthoritative(key: CacheKey): Promise<StatResult> {
+    return this.inner.statAuthoritative(key);
+  }
+
   async open(key: CacheKey, cond: ReadConditions & { signal?: AbortSignal } = {}): Promise<OpenResult> {
     const { signal: _signal, ...plain } = cond;
     this.opens.push({ key, cond: plain });

@@ -451,14 +451,12 @@ export class SnapshotService {
    * True when the cached artifact already holds `head` and is younger than `maxAgeMs`, so a new
    * upload would only change its ETag (and break ranged downloads pinned to it, #395).
    *
-   * The probe is the cache's ordinary `stat`, which answers from the nearest tier holding the
-   * object; the Cache interface offers no authoritative-tier probe yet (§4.2), so a near copy can
-   * hide a lost shared object — but never for longer than `maxAgeMs`, after which the artifact is
-   * regenerated and re-uploaded to every tier regardless.
+   * The probe asks the authoritative tier (§4.2): a near copy can outlive a lost shared object,
+   * and skipping on its word would hide the loss from every other replica.
    */
   private async unchanged(key: CacheKey, head: string, maxAgeMs: number): Promise<boolean> {
     if (!(maxAgeMs > 0)) return false;
-    const cached = await this.deps.cache.stat(key).catch(() => undefined);
+    const cached = await this.deps.cache.statAuthoritative(key).catch(() => undefined);
     if (!cached || cached.headers[SNAPSHOT_COMMIT_HEADER] !== head) return false;
     const uploadedAt = Date.parse(cached.headers['last-modified'] ?? '');
     return Number.isFinite(uploadedAt) && Date.now() - uploadedAt < maxAgeMs;
