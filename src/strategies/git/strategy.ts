@@ -22,7 +22,7 @@ import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstre
 
 const gitSchema = z.strictObject({
   'snapshot-interval': duration().default(0).describe('Period of snapshot generation (0 = off; on-demand serving still works).'),
-  'snapshot-max-age': duration().default(24 * 3_600_000).describe('Regenerate an unchanged snapshot after this age.'),
+  'snapshot-max-age': duration().default(24 * 3_600_000).describe('An unchanged snapshot (same HEAD, still in the authoritative tier) is regenerated once older than this; 0 = never skip, regenerate every interval.'),
   'mirror-snapshot-interval': duration().default(2 * 3_600_000).describe('Period of mirror snapshots.'),
   'repack-interval': duration().default(0).describe('Period of geometric repacks (0 = off).'),
   'zstd-threads': z.number().int().min(0).default(4).describe('zstd threads for snapshots (0 = all cores).'),
