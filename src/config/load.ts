@@ -42,10 +42,15 @@ export interface LoadedConfig {
   providers: ProviderBlock[];
 }
 
-/** The configuration used when no file is given (DESIGN §2). */
+/**
+ * The configuration used when no file is given (DESIGN §2). `state` and `bind` are deliberately
+ * not written here: their schema defaults (`./state`, `127.0.0.1:8080`) are the same values, and
+ * leaving them out lets env injection (`HOARD_BIND`/`CACHEW_BIND`, `HOARD_STATE`, …, §9.4) apply
+ * to the default as it does to any file that omits them; a value written in a file always wins.
+ */
 export const EMBEDDED_DEFAULT_CONFIG = `# hoard embedded default configuration
-state = "./state"
-bind  = "127.0.0.1:8080"
+# state = "./state"          (default; HOARD_STATE or CACHEW_STATE overrides)
+# bind  = "127.0.0.1:8080"   (default; HOARD_BIND or CACHEW_BIND overrides)
 
 cache disk {}
 metadata memory {}

@@ -185,6 +185,22 @@ strategy host "https://example.com" { headers = { "X-A" = "b" } }
     assert.deepEqual(cfg.providers.map((p) => p.name), ['disk', 'memory', 'git', 'gomod', 'github-releases', 'hermit']);
   });
 
+  test('env injection applies to the embedded default too', () => {
+    const hoard = load(EMBEDDED_DEFAULT_CONFIG, { HOARD_BIND: '0.0.0.0:9090', HOARD_STATE: '/var/lib/hoard', HOARD_LOG_LEVEL: 'debug', HOARD_SHUTDOWN_TIMEOUT: '10s' });
+    assert.equal(hoard.global.bind, '0.0.0.0:9090');
+    assert.equal(hoard.global.state, '/var/lib/hoard');
+    assert.equal(hoard.global.url, 'http://0.0.0.0:9090');
+    assert.equal(hoard.global.log.level, 'debug');
+    assert.equal(hoard.global['shutdown-timeout'], 10_000);
+    // State-derived defaults follow the injected state.
+    assert.equal(hoard.global.scheduler['scheduler-db'], '/var/lib/hoard/scheduler.db');
+    // cachew's names work as well (the Docker image sets CACHEW_BIND=0.0.0.0:8080); HOARD_* wins.
+    const cachew = load(EMBEDDED_DEFAULT_CONFIG, { CACHEW_BIND: '0.0.0.0:8080', CACHEW_STATE: 'st' });
+    assert.equal(cachew.global.bind, '0.0.0.0:8080');
+    assert.equal(cachew.global.state, '/srv/st');
+    assert.equal(load(EMBEDDED_DEFAULT_CONFIG, { CACHEW_BIND: '0.0.0.0:1', HOARD_BIND: '127.0.0.1:2' }).global.bind, '127.0.0.1:2');
+  });
+
   test('schema rendering lists every attribute with type and default', () => {
     const text = renderSchema(specs);
     for (const needle of ['state = "./state"', 'fetch-interval = "15m" # duration', 'cache disk {', 'strategy host "<label>" {', 'private-orgs = <list(string)>', 'github-app {']) {
