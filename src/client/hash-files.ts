@@ -26,13 +26,30 @@ export async function hashFiles(patterns: string[], cwd: string): Promise<string
   return hash.digest('hex');
 }
 
-/** Key prefixes cachew clients add: platform and/or a time bucket (local time). */
-export function keyPrefix(opts: { platform?: boolean; daily?: boolean; hourly?: boolean }, now = new Date()): string {
+/** Node's `process.platform` names that differ from Go's GOOS. */
+const GOOS: Partial<Record<string, string>> = { win32: 'windows', sunos: 'solaris' };
+
+/** Node's `process.arch` names that differ from Go's GOARCH (little-endian where Go says so). */
+const GOARCH: Partial<Record<string, string>> = { x64: 'amd64', ia32: '386', mipsel: 'mipsle', mips64el: 'mips64le', ppc64: 'ppc64le' };
+
+/**
+ * The platform as a Go client spells it (`linux-amd64`, `darwin-arm64`, `windows-386`), so a key
+ * saved by cachew's Go CLI and one saved by hoard on the same machine are the same key.
+ */
+export function goPlatform(platform: string = process.platform, arch: string = process.arch): string {
+  return `${GOOS[platform] ?? platform}-${GOARCH[arch] ?? arch}`;
+}
+
+/**
+ * Key prefixes cachew clients add (reference §6.2): the time bucket outermost, then the platform,
+ * each followed by `-`, e.g. `2026-07-23-linux-amd64-` + key. Dates are local time.
+ */
+export function keyPrefix(opts: { platform?: boolean; daily?: boolean; hourly?: boolean }, now = new Date(), platform = goPlatform()): string {
   const parts: string[] = [];
-  if (opts.platform) parts.push(`${process.platform}-${process.arch}`);
   const pad = (n: number) => String(n).padStart(2, '0');
   const day = `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
-  if (opts.daily) parts.push(day);
   if (opts.hourly) parts.push(`${day}-${pad(now.getHours())}`);
+  else if (opts.daily) parts.push(day);
+  if (opts.platform) parts.push(platform);
   return parts.map((p) => `${p}-`).join('');
 }

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hashFiles, keyPrefix } from '../../src/client/hash-files.js';
+import { goPlatform, hashFiles, keyPrefix } from '../../src/client/hash-files.js';
 
 describe('hashFiles', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-hash-'));
@@ -34,10 +34,29 @@ describe('hashFiles', async () => {
 
 describe('keyPrefix', () => {
   const now = new Date(2024, 0, 5, 7, 30);
-  test('platform, daily and hourly prefixes in local time', () => {
+  test('daily and hourly prefixes in local time', () => {
     assert.equal(keyPrefix({}, now), '');
     assert.equal(keyPrefix({ daily: true }, now), '2024-01-05-');
     assert.equal(keyPrefix({ hourly: true }, now), '2024-01-05-07-');
-    assert.equal(keyPrefix({ platform: true, daily: true }, now), `${process.platform}-${process.arch}-2024-01-05-`);
+  });
+
+  test('the date is outermost, then the platform in Go GOOS-GOARCH names (cachew §6.2)', () => {
+    assert.equal(keyPrefix({ platform: true }, now, 'linux-amd64'), 'linux-amd64-');
+    assert.equal(keyPrefix({ platform: true, daily: true }, now, 'linux-amd64'), '2024-01-05-linux-amd64-');
+    assert.equal(keyPrefix({ platform: true, hourly: true }, now, 'darwin-arm64'), '2024-01-05-07-darwin-arm64-');
+    // The default platform is this machine's, in Go spelling.
+    assert.equal(keyPrefix({ platform: true }, now), `${goPlatform()}-`);
+    assert.match(goPlatform(), /^[a-z0-9]+-[a-z0-9]+$/);
+  });
+
+  test('Node platform and arch names map to Go names', () => {
+    assert.equal(goPlatform('linux', 'x64'), 'linux-amd64');
+    assert.equal(goPlatform('darwin', 'arm64'), 'darwin-arm64');
+    assert.equal(goPlatform('win32', 'ia32'), 'windows-386');
+    assert.equal(goPlatform('linux', 'arm'), 'linux-arm');
+    assert.equal(goPlatform('linux', 'ppc64'), 'linux-ppc64le');
+    assert.equal(goPlatform('linux', 'mipsel'), 'linux-mipsle');
+    assert.equal(goPlatform('freebsd', 'riscv64'), 'freebsd-riscv64');
+    assert.equal(goPlatform('linux', 's390x'), 'linux-s390x');
   });
 });
