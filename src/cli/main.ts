@@ -21,19 +21,34 @@ function fail(err: unknown): never {
   process.exit(1);
 }
 
+/**
+ * A global option's default from the environment: HOARD_* first, then cachew's CACHEW_* (so
+ * existing CI set-ups keep working). Empty values count as unset, as a shell's `X= cmd` means.
+ */
+function fromEnv(...names: string[]): string | undefined {
+  for (const name of names) {
+    const value = process.env[name];
+    if (value) return value;
+  }
+  return undefined;
+}
+
 const program = new Command('hoard')
   .description('Tiered caching proxy for git, Go modules, release assets and build artifacts, and its client.')
   .version(`hoard ${packageVersion()}`, '-v, --version', 'print the version')
-  .addOption(new Option('--url <url>', 'hoard server URL').env('HOARD_URL').default(process.env['CACHEW_URL'] ?? 'http://127.0.0.1:8080'))
-  .addOption(new Option('--authorization <value>', 'Authorization header sent to the server').env('HOARD_AUTHORIZATION').default(process.env['CACHEW_AUTHORIZATION']))
-  .option('--platform', 'prefix keys with the OS and architecture')
-  .addOption(new Option('--daily', 'prefix keys with the local date').conflicts('hourly'))
-  .addOption(new Option('--hourly', 'prefix keys with the local date and hour').conflicts('daily'))
-  .option('-q, --quiet', 'no progress bars')
+  .addOption(new Option('--url <url>', 'hoard server URL (env HOARD_URL, then CACHEW_URL)').default(fromEnv('HOARD_URL', 'CACHEW_URL') ?? 'http://127.0.0.1:8080'))
+  .addOption(new Option('--authorization <value>', 'Authorization header sent to the server (env HOARD_AUTHORIZATION, then CACHEW_AUTHORIZATION)').default(fromEnv('HOARD_AUTHORIZATION', 'CACHEW_AUTHORIZATION')))
+  .option('--platform', 'prefix keys with the OS and architecture as Go names them (linux-amd64-)')
+  .addOption(new Option('--daily', 'prefix keys with the local date (YYYY-MM-DD-, before any platform)').conflicts('hourly'))
+  .addOption(new Option('--hourly', 'prefix keys with the local date and hour (YYYY-MM-DD-HH-)').conflicts('daily'))
+  .option('-q, --quiet', 'no progress bars or status lines')
   .showHelpAfterError()
   .addHelpText(
     'after',
     `
+Exit codes: 0 success; 2 the object or snapshot is not in the cache (get, stat, restore,
+git restore); 1 any other error.
+
 Examples:
   hoard serve                                   run the server on the embedded default config
   echo hi | hoard put default greeting --ttl 1h store stdin
@@ -60,6 +75,7 @@ program
   .command('get <namespace> <key>')
   .description('download an object (headers to stderr)')
   .option('-o, --output <file>', 'write to a file instead of stdout')
+  .addHelpText('after', '\nExit codes: 0 found, 2 not in the cache, 1 error.')
   .action(async (ns: string, key: string, opts: { output?: string }) => (await lazyObjects()).getCommand(program.opts<GlobalOptions>(), ns, key, opts).catch(fail));
 
 program
@@ -74,6 +90,7 @@ program
 program
   .command('stat <namespace> <key>')
   .description('print the headers of an object')
+  .addHelpText('after', '\nExit codes: 0 found, 2 not in the cache, 1 error.')
   .action(async (ns: string, key: string) => (await lazyObjects()).statCommand(program.opts<GlobalOptions>(), ns, key).catch(fail));
 
 program
@@ -86,26 +103,41 @@ program
   .description('list namespaces holding objects')
   .action(async () => (await lazyObjects()).namespacesCommand(program.opts<GlobalOptions>()).catch(fail));
 
-program
-  .command('save <namespace> <dir> [paths...]')
-  .description('archive a directory (tar + zstd) and upload it')
-  .option('--key <key>', 'cache key')
-  .option('-H, --hash <glob...>', 'derive the key from the contents of matching files')
+/** `-H/--hash-files` as cachew spells it; `--hash` (hoard's first spelling) still works, unlisted. */
+function keyOptions(cmd: Command): Command {
+  return cmd
+    .option('--key <key>', 'cache key')
+    .option('-H, --hash-files <glob...>', 'derive the key from the contents of matching files (repeatable; ** crosses directories)')
+    .addOption(new Option('--hash <glob...>').hideHelp());
+}
+
+/** Merges the hidden `--hash` spelling into `hashFiles`. */
+function keyFlags<T extends { key?: string; hashFiles?: string[]; hash?: string[] }>(opts: T): T {
+  const hashFiles = [...(opts.hashFiles ?? []), ...(opts.hash ?? [])];
+  return { ...opts, hashFiles };
+}
+
+keyOptions(
+  program
+    .command('save <namespace> <dir> [paths...]')
+    .description('archive a directory (tar + zstd) and upload it; nothing is stored if archiving fails'),
+)
   .option('--ttl <duration>', 'time to live, e.g. 24h')
   .option('--exclude <pattern...>', 'tar exclude pattern (repeatable)')
   .option('--zstd-threads <n>', 'zstd threads (0 = all cores)', '0')
-  .action(async (ns: string, dir: string, paths: string[], opts: { key?: string; hash?: string[]; ttl?: string; exclude?: string[]; zstdThreads: string }) =>
-    (await lazyObjects()).saveCommand(program.opts<GlobalOptions>(), ns, dir, paths, opts).catch(fail),
+  .action(async (ns: string, dir: string, paths: string[], opts: { key?: string; hashFiles?: string[]; hash?: string[]; ttl?: string; exclude?: string[]; zstdThreads: string }) =>
+    (await lazyObjects()).saveCommand(program.opts<GlobalOptions>(), ns, dir, paths, keyFlags(opts)).catch(fail),
   );
 
-program
-  .command('restore <namespace> <dir>')
-  .description('download an archive and extract it (exit 2 on a miss)')
-  .option('--key <key>', 'cache key')
-  .option('-H, --hash <glob...>', 'derive the key from the contents of matching files')
+keyOptions(
+  program
+    .command('restore <namespace> <dir>')
+    .description('download an archive and extract it')
+    .addHelpText('after', '\nExit codes: 0 restored, 2 not in the cache, 1 error.'),
+)
   .option('--zstd-threads <n>', 'zstd threads', '0')
-  .action(async (ns: string, dir: string, opts: { key?: string; hash?: string[]; zstdThreads: string }) =>
-    (await lazyObjects()).restoreCommand(program.opts<GlobalOptions>(), ns, dir, opts).catch(fail),
+  .action(async (ns: string, dir: string, opts: { key?: string; hashFiles?: string[]; hash?: string[]; zstdThreads: string }) =>
+    (await lazyObjects()).restoreCommand(program.opts<GlobalOptions>(), ns, dir, keyFlags(opts)).catch(fail),
   );
 
 const gitGroup = program.command('git').description('git repository commands');

@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isCacheError } from '../cache/errors.js';
 import { createArchive, extractArchive } from '../client/archive.js';
@@ -17,13 +17,43 @@ function printHeaders(headers: Record<string, string>): void {
   for (const [name, value] of Object.entries(headers).sort()) process.stderr.write(`${name}: ${value}\n`);
 }
 
-async function resolveKey(g: GlobalOptions, opts: { key?: string; hash?: string[] }, cwd: string): Promise<string> {
-  if (opts.key && opts.hash?.length) throw new Error('use either --key or -H, not both');
+/** How `save`/`restore` name their key: `--key K`, or `-H/--hash-files GLOB` (repeatable). */
+export interface KeyFlags {
+  key?: string;
+  hashFiles?: string[];
+}
+
+/** The key text (prefixes applied, not yet hashed) of a save/restore, per cachew §6.2. */
+async function resolveKey(g: GlobalOptions, opts: KeyFlags, cwd: string): Promise<string> {
+  const globs = opts.hashFiles ?? [];
+  if (opts.key && globs.length) throw new Error('use either --key or -H/--hash-files, not both');
   let base: string;
   if (opts.key) base = opts.key;
-  else if (opts.hash?.length) base = await hashFiles(opts.hash, cwd);
-  else throw new Error('a key is required: pass --key <key> or -H <glob>');
+  else if (globs.length) base = await hashFiles(globs, cwd);
+  else throw new Error('a key is required: pass --key <key> or -H/--hash-files <glob>');
   return `${keyPrefix(g)}${base}`;
+}
+
+/** Status lines (`Saved: …`) go to stderr like cachew's; --quiet silences them with the bars. */
+function say(g: GlobalOptions, line: string): void {
+  if (!g.quiet) process.stderr.write(`${line}\n`);
+}
+
+/**
+ * A pass-through whose end waits for `done`: the upload's body must not end (and the server must
+ * not commit) until the archiver has exited successfully. tar reports an unreadable file only
+ * in its exit status, after it may already have written a complete-looking stream; if `done`
+ * rejects, this stream fails instead of ending, which aborts the upload.
+ */
+function endsAfter(done: Promise<void>): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      cb(null, chunk);
+    },
+    flush(cb) {
+      done.then(() => cb(), (err: Error) => cb(err));
+    },
+  });
 }
 
 function sizeOf(headers: Record<string, string>): number | undefined {
@@ -110,22 +140,33 @@ export async function namespacesCommand(g: GlobalOptions): Promise<void> {
   process.stdout.write(names.length ? `${names.join('\n')}\n` : 'No namespaces found\n');
 }
 
-/** `hoard save`: tar + zstd a directory and upload it; an archive failure stores nothing. */
-export async function saveCommand(g: GlobalOptions, ns: string, dir: string, paths: string[], opts: { key?: string; hash?: string[]; ttl?: string; exclude?: string[]; zstdThreads: string }): Promise<void> {
+/**
+ * `hoard save`: tar + zstd a directory and upload it (cachew §6.3-6.4). Nothing is stored unless
+ * the archive was produced completely and tar and zstd both succeeded.
+ */
+export async function saveCommand(g: GlobalOptions, ns: string, dir: string, paths: string[], opts: KeyFlags & { ttl?: string; exclude?: string[]; zstdThreads: string }): Promise<void> {
   const st = await fs.stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new Error(`${dir} is not a directory`);
+  // cachew §6.4: every include path must exist. tar would only complain at the end of its run.
+  for (const p of paths) {
+    if (!(await fs.lstat(path.resolve(dir, p)).catch(() => undefined))) throw new Error(`${p} does not exist in ${dir}`);
+  }
   const key = await resolveKey(g, opts, process.cwd());
   const controller = new AbortController();
+  say(g, `Archiving ${dir}${paths.length ? ` (${paths.join(', ')})` : ''}`);
   const archive = createArchive(dir, paths, { exclude: opts.exclude ?? [], threads: Number(opts.zstdThreads) || 0, signal: controller.signal });
   const progress = await progressStream('save', undefined, { quiet: g.quiet });
-  archive.stream.once('error', (err) => progress.destroy(err));
-  archive.done.catch((err: Error) => progress.destroy(err));
-  archive.stream.pipe(progress);
+  const body = endsAfter(archive.done);
+  archive.stream.once('error', (err) => body.destroy(err));
+  archive.done.catch((err: Error) => body.destroy(err));
+  archive.stream.pipe(progress).pipe(body);
+  progress.once('error', (err) => body.destroy(err));
+  const name = path.basename(path.resolve(dir)).replace(/"/g, '') || 'archive';
   try {
     await Promise.all([
-      clientFor(g).create(ns, key, progress, {
+      clientFor(g).create(ns, key, body, {
         ...(opts.ttl ? { ttl: opts.ttl } : {}),
-        headers: { 'Content-Type': 'application/zstd', 'X-Hoard-Archive': 'tar.zst' },
+        headers: { 'Content-Type': 'application/zstd', 'Content-Disposition': `attachment; filename="${name}.tar.zst"`, 'X-Hoard-Archive': 'tar.zst' },
       }),
       archive.done,
     ]);
@@ -133,17 +174,18 @@ export async function saveCommand(g: GlobalOptions, ns: string, dir: string, pat
     controller.abort();
     throw err;
   }
+  say(g, `Saved: ${ns}/${key}`);
 }
 
 /** `hoard restore`: exit 0 on a hit, 2 on a miss. */
-export async function restoreCommand(g: GlobalOptions, ns: string, dir: string, opts: { key?: string; hash?: string[]; zstdThreads: string }): Promise<void> {
+export async function restoreCommand(g: GlobalOptions, ns: string, dir: string, opts: KeyFlags & { zstdThreads: string }): Promise<void> {
   const key = await resolveKey(g, opts, process.cwd());
   let got;
   try {
     got = await clientFor(g).open(ns, key);
   } catch (err) {
     if (isCacheError(err, 'not-found')) {
-      process.stderr.write(`hoard: Cache miss: ${ns}/${opts.key ?? key}\n`);
+      process.stderr.write(`hoard: Cache miss: ${ns}/${key}\n`);
       process.exit(EXIT_MISS);
     }
     throw err;
@@ -152,4 +194,5 @@ export async function restoreCommand(g: GlobalOptions, ns: string, dir: string, 
   got.body.pipe(progress);
   got.body.once('error', (err) => progress.destroy(err));
   await extractArchive(progress, dir, { threads: Number(opts.zstdThreads) || 0 });
+  say(g, `Restored: ${ns}/${key} into ${dir}`);
 }

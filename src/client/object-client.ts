@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { CacheError } from '../cache/errors.js';
+import { parseKey } from '../cache/key.js';
 
 /** Non-success HTTP answers that are not cache outcomes. */
 export class HttpStatusError extends Error {
@@ -72,9 +73,13 @@ export class ObjectClient {
     this.base = opts.url.replace(/\/+$/, '');
   }
 
-  /** URL of an object; `key` must already be the 64-hex form or any text (the server hashes it). */
+  /**
+   * URL of an object. `key` is the 64-hex form or any text, hashed here exactly as the server
+   * would (reference §2.1), so the URL always carries the hex form (§2.9): key text with `/` or
+   * `%` in it never has to survive percent-encoding (the server refuses encoded slashes).
+   */
   objectUrl(ns: string, key: string): string {
-    return `${this.base}/api/v1/object/${encodeURIComponent(ns || 'default')}/${encodeURIComponent(key)}`;
+    return `${this.base}/api/v1/object/${encodeURIComponent(ns || 'default')}/${parseKey(key)}`;
   }
 
   private headers(extra: Record<string, string | undefined> = {}): Record<string, string> {
@@ -134,14 +139,19 @@ export class ObjectClient {
       readError = err;
       controller.abort(err);
     });
-    const headers: Record<string, string | undefined> = { ...opts.headers };
+    // Header names are case-insensitive but object keys are not: merged as given, a caller's
+    // `Content-Type` would sit next to our default `content-type` and fetch would send both
+    // joined ("application/octet-stream, text/plain"). Lower-case first; the caller's value wins.
+    const headers: Record<string, string | undefined> = { 'content-type': 'application/octet-stream' };
+    for (const [name, value] of Object.entries(opts.headers ?? {})) headers[name.toLowerCase()] = value;
+    // The ETag comes only from opts.etag (validated and quoted), as cachew's client does.
     delete headers['etag'];
     if (opts.etag) headers['etag'] = `"${opts.etag}"`;
     if (opts.ttl) headers['time-to-live'] = opts.ttl;
     try {
       const res = await this.request(this.objectUrl(ns, key), {
         method: 'POST',
-        headers: this.headers({ 'content-type': 'application/octet-stream', ...headers }),
+        headers: this.headers(headers),
         body: Readable.toWeb(body) as unknown as BodyInit,
         duplex: 'half',
         signal: controller.signal,

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -21,18 +21,25 @@ after(async () => {
   await fs.rm(work, { recursive: true, force: true });
 });
 
-function hoard(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+type Run = { code: number | null; stdout: string; stderr: string };
+
+function hoard(args: string[], input?: string): Promise<Run> {
+  return hoardWith(['--url', srv.url, ...args], { input });
+}
+
+/** The CLI as a child process; `env` is merged over a copy with the client variables (HOARD_URL, CACHEW_URL, …) cleared. */
+function hoardWith(args: string[], opts: { input?: string | undefined; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--url', srv.url, ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
       cwd: process.cwd(),
-      env: { ...process.env, HOARD_URL: '', CACHEW_URL: '' },
+      env: { ...process.env, HOARD_URL: '', CACHEW_URL: '', HOARD_AUTHORIZATION: '', CACHEW_AUTHORIZATION: '', ...opts.env },
     });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c));
     child.stderr.on('data', (c: Buffer) => (stderr += c));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
+    child.stdin.end(opts.input ?? '');
   });
 }
 
@@ -97,7 +104,7 @@ describe('hoard client CLI', () => {
 
     const none = await hoard(['save', 'deps', src, '--key', 'a', '-H', 'x']);
     assert.equal(none.code, 1);
-    assert.match(none.stderr, /either --key or -H/);
+    assert.match(none.stderr, /either --key or -H\/--hash-files/);
     const nomatch = await hoard(['restore', 'deps', dest, '-H', 'no/such/*.lock']);
     assert.equal(nomatch.code, 1);
     assert.match(nomatch.stderr, /no files match/);
@@ -112,6 +119,167 @@ describe('hoard client CLI', () => {
     assert.equal(both.code, 1);
   });
 });
+
+describe('hoard client CLI: headers, archives and status lines', () => {
+  test('the stored Content-Type is exactly the caller\'s (no "application/octet-stream, …" join)', async () => {
+    for (const spelling of ['Content-Type', 'content-type', 'CONTENT-TYPE']) {
+      const put = await hoard(['put', 'types', spelling, '-H', `${spelling}=text/plain`], 'typed');
+      assert.equal(put.code, 0, put.stderr);
+      const stat = await hoard(['stat', 'types', spelling]);
+      assert.equal(stat.code, 0, stat.stderr);
+      assert.match(stat.stdout, /^content-type: text\/plain$/m, spelling);
+    }
+    assert.equal((await hoard(['put', 'types', 'plain'], 'x')).code, 0);
+    assert.match((await hoard(['stat', 'types', 'plain'])).stdout, /^content-type: application\/octet-stream$/m);
+    // A caller ETag header never overrides the one hoard derives (same as cachew's client).
+    assert.equal((await hoard(['put', 'types', 'etag', '-H', 'ETag="mine"'], 'x')).code, 0);
+    assert.doesNotMatch((await hoard(['stat', 'types', 'etag'])).stdout, /^etag: "mine"$/m);
+  });
+
+  test('save sends Content-Type and Content-Disposition, prints Saved:/Restored:, --hash-files works', async () => {
+    const project = path.join(work, 'project');
+    await fs.mkdir(path.join(project, 'node_modules', 'dep'), { recursive: true });
+    await fs.writeFile(path.join(project, 'node_modules', 'dep', 'index.js'), 'module.exports = 1;\n');
+    await fs.writeFile(path.join(project, 'package-lock.json'), '{"lockfileVersion":3}');
+    const lock = path.relative(process.cwd(), path.join(project, 'package-lock.json'));
+
+    const save = await hoard(['save', 'arch', project, 'node_modules', '--hash-files', lock]);
+    assert.equal(save.code, 0, save.stderr);
+    assert.match(save.stderr, /^Archiving .*project \(node_modules\)$/m);
+    const saved = /^Saved: arch\/([0-9a-f]{64})$/m.exec(save.stderr);
+    assert.ok(saved, save.stderr);
+    const stat = await hoard(['stat', 'arch', saved[1]!]);
+    assert.match(stat.stdout, /^content-type: application\/zstd$/m);
+    assert.match(stat.stdout, /^content-disposition: attachment; filename="project\.tar\.zst"$/m);
+
+    // -H and --hash-files name the same key.
+    const dest = path.join(work, 'project-restored');
+    const restore = await hoard(['restore', 'arch', dest, '-H', lock]);
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.match(restore.stderr, new RegExp(`^Restored: arch/${saved[1]} into `, 'm'));
+    assert.equal(await fs.readFile(path.join(dest, 'node_modules', 'dep', 'index.js'), 'utf8'), 'module.exports = 1;\n');
+    // --quiet silences the status lines.
+    const quiet = await hoard(['-q', 'restore', 'arch', dest, '--hash-files', lock]);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.equal(quiet.stderr, '');
+  });
+
+  test('save: an archiver that fails after writing its output stores nothing and exits 1', async () => {
+    const src = path.join(work, 'failing');
+    await fs.mkdir(path.join(src, 'data'), { recursive: true });
+    await fs.writeFile(path.join(src, 'data', 'f.bin'), Buffer.alloc(300_000, 3));
+    // A tar that writes a complete, valid archive, closes its output and only then exits
+    // non-zero, as real tar does when a file is unreadable or changed while read: the worst case
+    // for the upload, whose body would otherwise end (and be committed) before the exit status
+    // is known.
+    const realTar = execFileSync('sh', ['-c', 'command -v tar'], { encoding: 'utf8' }).trim();
+    const fakeBin = path.join(work, 'fakebin');
+    await fs.mkdir(fakeBin, { recursive: true });
+    await fs.writeFile(path.join(fakeBin, 'tar'), `#!/bin/sh\n"${realTar}" "$@" || exit $?\nexec 1>&-\nsleep 1\necho "tar: data/f.bin: file changed as we read it" >&2\nexit 1\n`, { mode: 0o755 });
+    const env = { PATH: `${fakeBin}${path.delimiter}${process.env['PATH'] ?? ''}` };
+    const save = await hoardWith(['--url', srv.url, 'save', 'arch', src, 'data', '--key', 'failed-archive'], { env });
+    assert.equal(save.code, 1, save.stderr);
+    assert.match(save.stderr, /^hoard: .*file changed as we read it/m);
+    assert.doesNotMatch(save.stderr, /^Saved:/m);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const stat = await hoard(['stat', 'arch', 'failed-archive']);
+    assert.equal(stat.code, 2, `the failed archive was stored: ${stat.stdout}`);
+
+    // A path that does not exist is refused before anything is archived or sent.
+    const missing = await hoard(['save', 'arch', src, 'data', 'no-such-dir', '--key', 'missing-path']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^hoard: no-such-dir does not exist in /m);
+    assert.equal((await hoard(['stat', 'arch', 'missing-path'])).code, 2);
+  });
+
+  test('key text with slashes and percent signs works (the client sends the hashed key)', async () => {
+    assert.equal((await hoard(['put', 'keys', 'refs/heads/main 100%'], 'slashed')).code, 0);
+    const got = await hoard(['get', 'keys', 'refs/heads/main 100%']);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stdout, 'slashed');
+  });
+
+  test('--platform with --daily: date first, then the Go platform name', async () => {
+    const day = keyPrefix({ daily: true });
+    const goArch = { x64: 'amd64', ia32: '386', arm64: 'arm64' }[process.arch as string] ?? process.arch;
+    const goOs = process.platform === 'win32' ? 'windows' : process.platform;
+    assert.equal((await hoard(['--platform', '--daily', 'put', 'prefix', 'mykey'], 'prefixed')).code, 0);
+    const got = await hoard(['get', 'prefix', `${day}${goOs}-${goArch}-mykey`]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stdout, 'prefixed');
+  });
+});
+
+describe('hoard client CLI: environment, progress and help', () => {
+  test('--url, then HOARD_URL, then CACHEW_URL, then the default', async () => {
+    const dead = await closedPortUrl();
+    assert.equal((await hoardWith(['put', 'env', 'k'], { input: 'v', env: { HOARD_URL: srv.url, CACHEW_URL: dead } })).code, 0);
+    const viaCachew = await hoardWith(['get', 'env', 'k'], { env: { CACHEW_URL: srv.url } });
+    assert.equal(viaCachew.code, 0, viaCachew.stderr);
+    assert.equal(viaCachew.stdout, 'v');
+    const hoardWins = await hoardWith(['get', 'env', 'k'], { env: { HOARD_URL: dead, CACHEW_URL: srv.url } });
+    assert.equal(hoardWins.code, 1);
+    assert.match(hoardWins.stderr, new RegExp(`cannot reach hoard at ${dead.replace(/[.]/g, '\\.')}`));
+    const flagWins = await hoardWith(['--url', srv.url, 'get', 'env', 'k'], { env: { HOARD_URL: dead, CACHEW_URL: dead } });
+    assert.equal(flagWins.code, 0, flagWins.stderr);
+    // An empty variable counts as unset.
+    assert.equal((await hoardWith(['get', 'env', 'k'], { env: { HOARD_URL: '', CACHEW_URL: srv.url } })).code, 0);
+  });
+
+  test('the progress bar draws only on a TTY, and --quiet silences it there', async (t) => {
+    const file = path.join(work, 'progress.bin');
+    await fs.writeFile(file, Buffer.alloc(2 * 1024 * 1024, 5));
+    // Piped stderr (not a TTY): no bar, no escape sequences.
+    const piped = await hoard(['put', 'progress', 'k', file]);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal(piped.stderr, '');
+    const out = path.join(work, 'progress.out');
+    const get = await hoard(['get', 'progress', 'k', '-o', out]);
+    assert.doesNotMatch(get.stderr, /\u001b\[|MB\/s/);
+
+    if (spawnSync('script', ['--version']).status !== 0) {
+      t.skip('util-linux script(1) not available to give the CLI a terminal');
+      return;
+    }
+    // On a pseudo-terminal (script(1)), the bar is drawn unless --quiet. (Asynchronously: the
+    // server under test runs in this process and must keep answering.)
+    const onTty = (args: string[]) =>
+      new Promise<{ status: number | null; stdout: string }>((resolve) => {
+        const cmd = [process.execPath, '--import', 'tsx', 'src/cli/main.ts', '--url', srv.url, ...args].map((a) => `'${a}'`).join(' ');
+        const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, HOARD_URL: '', CACHEW_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        child.stdout.on('data', (c: Buffer) => (stdout += c));
+        child.on('close', (status) => resolve({ status, stdout }));
+      });
+    const drawn = await onTty(['put', 'progress', 'tty', file]);
+    assert.equal(drawn.status, 0, drawn.stdout);
+    assert.match(drawn.stdout, /put \[/);
+    assert.match(drawn.stdout, /MB\/s/);
+    const quiet = await onTty(['--quiet', 'put', 'progress', 'tty', file]);
+    assert.equal(quiet.status, 0, quiet.stdout);
+    assert.doesNotMatch(quiet.stdout, /put \[|MB\/s/);
+  });
+
+  test('--help documents the miss exit code of get, stat and restore', async () => {
+    assert.match((await hoard(['--help'])).stdout, /Exit codes: 0 success; 2 the object or snapshot is not in the cache/);
+    for (const cmd of ['get', 'stat', 'restore']) {
+      const help = await hoard([cmd, '--help']);
+      assert.match(help.stdout, /Exit codes: 0 \w+, 2 not in the cache, 1 error\./, cmd);
+    }
+    assert.match((await hoard(['save', '--help'])).stdout, /-H, --hash-files <glob\.\.\.>/);
+    const missStat = await hoard(['stat', 'nowhere', 'nothing']);
+    assert.equal(missStat.code, 2);
+  });
+});
+
+/** A URL on which nothing listens. */
+async function closedPortUrl(): Promise<string> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return `http://127.0.0.1:${port}`;
+}
 
 describe('object client', () => {
   test('a failing source aborts the upload and nothing is stored', async () => {
@@ -155,6 +323,6 @@ describe('object client', () => {
     const when = new Date(2026, 0, 2, 3);
     assert.equal(keyPrefix({ daily: true }, when), '2026-01-02-');
     assert.equal(keyPrefix({ hourly: true }, when), '2026-01-02-03-');
-    assert.equal(keyPrefix({ platform: true }, when), `${process.platform}-${process.arch}-`);
+    assert.equal(keyPrefix({ platform: true, daily: true }, when, 'linux-amd64'), '2026-01-02-linux-amd64-');
   });
 });
