@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -149,5 +149,106 @@ describe('hoard serve as a real process', () => {
     assert.equal((await ready.text()).trim(), 'shutting down');
     assert.equal(await upload, 200);
     assert.equal(await exited, 0);
+  });
+});
+
+/** `hoard serve` as a child process; resolves once it printed its listening URL. */
+async function serveProcess(args: string[], env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Promise<{ port: number; child: ReturnType<typeof spawn>; stderr: () => string; exited: Promise<number | null> }> {
+  // tsx by absolute URL: the child may run in a directory without node_modules.
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.resolve('src/cli/main.ts'), 'serve', ...args], { cwd, env: { ...process.env, HOARD_CONFIG: '', ...env }, detached: true });
+  cleanups.push(async () => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // exited
+    }
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listen line: ${stderr}`)), 30_000);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      reject(new Error(`hoard serve exited: ${stderr}`));
+    });
+    child.stderr!.on('data', () => {
+      const m = /hoard listening on http:\/\/[^:]+:(\d+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+  });
+  return { port, child, stderr: () => stderr, exited };
+}
+
+describe('hoard serve start-up and logs', () => {
+  test('a missing system tool is named in one clear line and the exit status is 1', async () => {
+    const dir = await tempDir();
+    const bin = path.join(dir, 'bin');
+    await fs.mkdir(bin);
+    // A PATH with git and tar but no zstd.
+    for (const tool of ['git', 'tar']) {
+      const found = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+      assert.ok(found, `${tool} must be installed for this test`);
+      await fs.symlink(found, path.join(bin, tool));
+    }
+    const config = path.join(dir, 'hoard.hcl');
+    await fs.writeFile(config, `state = "${dir}/state"\nbind = "127.0.0.1:0"\ncache memory {}\nmetadata memory {}\nmetrics { port = 0 }\n`);
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config], { encoding: 'utf8', env: { ...process.env, PATH: bin }, timeout: 30_000 });
+    assert.equal(run.status, 1, run.stderr);
+    assert.equal(run.stderr, 'hoard: zstd was not found on PATH (hoard runs it for snapshots and archives); install it, e.g. apt-get install -y zstd\n');
+    assert.doesNotMatch(run.stderr, /hoard: hoard/);
+  });
+
+  test('the embedded default honours HOARD_BIND and HOARD_STATE', async () => {
+    const dir = await tempDir();
+    const state = path.join(dir, 'state-from-env');
+    const srv = await serveProcess([], { HOARD_BIND: '127.0.0.1:0', HOARD_STATE: state, HOARD_METRICS_PORT: '0' }, dir);
+    assert.match(srv.stderr(), /\(config: embedded default\)/);
+    const base = `http://127.0.0.1:${srv.port}`;
+    assert.equal((await fetch(`${base}/_liveness`)).status, 200);
+    assert.equal((await fetch(`${base}/api/v1/object/envns/k`, { method: 'POST', body: 'x' })).status, 200);
+    // The disk cache lives under the injected state directory, not ./state.
+    assert.ok((await fs.stat(path.join(state, 'cache'))).isDirectory());
+    await assert.rejects(fs.stat(path.join(dir, 'state')));
+    srv.child.kill('SIGTERM');
+    assert.equal(await srv.exited, 0);
+  });
+
+  test('each request is logged with method, path, status and duration; credentials never are', async () => {
+    const dir = await tempDir();
+    const config = path.join(dir, 'hoard.hcl');
+    await fs.writeFile(config, `state = "${dir}/state"\nbind = "127.0.0.1:0"\nshutdown-readiness-delay = "0s"\nlog { level = "info" }\ncache memory {}\nmetadata memory {}\nmetrics { port = 0 }\n`);
+    const srv = await serveProcess(['--config', config]);
+    const base = `http://127.0.0.1:${srv.port}`;
+    const secrets = { authorization: 'Bearer tok-SECRET-1234', cookie: 'session=COOKIE-SECRET-5678', 'x-api-key': 'KEY-SECRET-9012' };
+    assert.equal((await fetch(`${base}/api/v1/object/logs/k`, { method: 'POST', body: 'hello', headers: secrets })).status, 200);
+    const got = await fetch(`${base}/api/v1/object/logs/k?probe=1`, { headers: secrets });
+    assert.equal(await got.text(), 'hello');
+    assert.equal((await fetch(`${base}/no/such/route`, { headers: secrets })).status, 404);
+    srv.child.kill('SIGTERM');
+    assert.equal(await srv.exited, 0);
+
+    const records = srv
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const requests = records.filter((r) => r['msg'] === 'request');
+    const find = (method: string, uri: string) => requests.find((r) => r['method'] === method && r['uri'] === uri);
+    const post = find('POST', '/api/v1/object/logs/k');
+    assert.ok(post, `no request line for the POST in:\n${srv.stderr()}`);
+    assert.equal(post['status'], 200);
+    assert.equal(typeof post['ms'], 'number');
+    assert.equal(post['level'], 'info');
+    assert.equal(post['client'], '127.0.0.1');
+    const get = find('GET', '/api/v1/object/logs/k');
+    assert.ok(get, 'the GET is logged by path, without its query string');
+    assert.equal(get['status'], 200);
+    assert.equal(find('GET', '/no/such/route')?.['status'], 404);
+    for (const value of Object.values(secrets)) assert.ok(!srv.stderr().includes(value.split(' ').pop()!), `logs contain ${value}`);
+    assert.doesNotMatch(srv.stderr(), /authorization|cookie/i);
   });
 });
