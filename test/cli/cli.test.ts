@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -224,6 +225,28 @@ describe('hoard client CLI: environment, progress and help', () => {
     assert.equal(flagWins.code, 0, flagWins.stderr);
     // An empty variable counts as unset.
     assert.equal((await hoardWith(['get', 'env', 'k'], { env: { HOARD_URL: '', CACHEW_URL: srv.url } })).code, 0);
+  });
+
+  test('--authorization, then HOARD_AUTHORIZATION, then CACHEW_AUTHORIZATION; never shown by --help', async () => {
+    const seen: Array<string | undefined> = [];
+    const recorder = http.createServer((req, res) => {
+      seen.push(req.headers['authorization']);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
+    });
+    await new Promise<void>((resolve) => recorder.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(recorder.address() as net.AddressInfo).port}`;
+      const run = (args: string[], env: NodeJS.ProcessEnv) => hoardWith(['--url', url, ...args, 'namespaces'], { env });
+      assert.equal((await run([], { CACHEW_AUTHORIZATION: 'Bearer from-cachew' })).code, 0);
+      assert.equal((await run([], { HOARD_AUTHORIZATION: 'Bearer from-hoard', CACHEW_AUTHORIZATION: 'Bearer from-cachew' })).code, 0);
+      assert.equal((await run(['--authorization', 'Bearer from-flag'], { HOARD_AUTHORIZATION: 'Bearer from-hoard' })).code, 0);
+      assert.equal((await run([], {})).code, 0);
+      assert.deepEqual(seen, ['Bearer from-cachew', 'Bearer from-hoard', 'Bearer from-flag', undefined]);
+    } finally {
+      await new Promise((resolve) => recorder.close(resolve));
+    }
+    const help = await hoardWith(['--help'], { env: { HOARD_AUTHORIZATION: 'Bearer do-not-print' } });
+    assert.doesNotMatch(help.stdout, /do-not-print/);
   });
 
   test('the progress bar draws only on a TTY, and --quiet silences it there', async (t) => {
