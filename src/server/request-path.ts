@@ -28,18 +28,27 @@ export type NormalisedPath =
 const ROUTER_SPECIAL = /[%?#]/g;
 
 /**
+ * First path segments whose segments hoard itself interprets (object keys, namespaces, mirror
+ * paths on disk): an encoded slash there is a segment boundary nobody can see.
+ */
+const OWN_PREFIXES = new Set(['api', 'admin', 'git']);
+
+/**
  * Decodes `raw` (the path part of the request target, starting with `/`) once. Refused:
- * malformed percent-encoding or invalid UTF-8, encoded slashes (`%2F`: a segment boundary nobody
- * can see), NUL bytes, and `.`/`..` segments (an upstream would resolve them, reaching a path the
- * policy never judged).
+ * malformed percent-encoding or invalid UTF-8, encoded slashes (`%2F`) under hoard's own
+ * prefixes (/api, /admin, /git), NUL bytes, and `.`/`..` segments (an upstream would resolve
+ * them, reaching a path the policy never judged). Elsewhere `%2F` is allowed: caching strategies
+ * forward the raw path as written, and registries such as GitLab's API need encoded slashes.
  */
 export function normaliseRequestPath(raw: string): NormalisedPath {
-  if (/%2f/i.test(raw)) return { ok: false, message: 'bad request: encoded slashes (%2F) are not allowed in paths' };
   let path: string;
   try {
     path = raw.includes('%') ? decodeURIComponent(raw) : raw;
   } catch {
     return { ok: false, message: 'bad request: invalid percent-encoding in path' };
+  }
+  if (/%2f/i.test(raw) && OWN_PREFIXES.has((path.replace(/^\/+/, '').split('/')[0] ?? '').toLowerCase())) {
+    return { ok: false, message: 'bad request: encoded slashes (%2F) are not allowed in /api, /admin and /git paths' };
   }
   if (path.includes('\0')) return { ok: false, message: 'bad request: NUL in path' };
   if (path.split('/').some((segment) => segment === '.' || segment === '..')) {

@@ -129,7 +129,9 @@ describe('policy and normalisation units', () => {
   test('normaliseRequestPath decodes once and re-encodes only what the router would misread', () => {
     assert.deepEqual(normaliseRequestPath('/%61pi/v1'), { ok: true, path: '/api/v1', routable: '/api/v1' });
     assert.deepEqual(normaliseRequestPath('/k/50%25%3F%23'), { ok: true, path: '/k/50%?#', routable: '/k/50%25%3F%23' });
-    assert.equal(normaliseRequestPath('/a%2Fb').ok, false);
+    assert.equal(normaliseRequestPath('/api/v1/object/ns/a%2Fb').ok, false);
+    assert.equal(normaliseRequestPath('//GIT/github.com/a%2fb/info/refs').ok, false);
+    assert.deepEqual(normaliseRequestPath('/registry.example/api/v4/projects/a%2Fb'), { ok: true, path: '/registry.example/api/v4/projects/a/b', routable: '/registry.example/api/v4/projects/a/b' });
     assert.equal(normaliseRequestPath('/%G1').ok, false);
     assert.equal(normaliseRequestPath('/a/%2E/b').ok, false);
   });

@@ -50,6 +50,12 @@ after(async () => {
 const host = () => originUrl.replace('http://', '');
 
 describe('generic caching handler (host strategy)', () => {
+  test('an encoded slash in a proxied path reaches the upstream as written (registry APIs need it)', async () => {
+    const res = await fetch(`${hoard.url}/${host()}/api/v4/projects/group%2Fproject/raw`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'body of /api/v4/projects/group%2Fproject/raw');
+  });
+
   test('miss fetches upstream once, hit is served from cache with our own ETag; credentials are not forwarded', async () => {
     const url = `${hoard.url}/${host()}/files/a.bin?v=1`;
     const first = await fetch(url, { headers: { authorization: 'Bearer caller', cookie: 'c=1', 'accept-encoding': 'identity' } });
