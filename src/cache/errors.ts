@@ -8,6 +8,8 @@ export type CacheErrorCode =
   | 'range-not-satisfiable'
   | 'stats-unavailable'
   | 'insufficient-storage'
+  /** The object can never fit this cache, whatever is evicted (HTTP 413). */
+  | 'too-large'
   | 'invalid-argument';
 
 /**

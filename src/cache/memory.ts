@@ -96,7 +96,7 @@ class MemoryBackend implements Backend {
         write: async (chunk) => {
           length += chunk.length;
           if (length > this.opts.limitBytes) {
-            throw new CacheError('insufficient-storage', `object exceeds the memory cache limit of ${this.opts.limitBytes} bytes`);
+            throw new CacheError('too-large', `object exceeds the memory cache limit of ${this.opts.limitBytes} bytes`);
           }
           chunks.push(chunk);
         },

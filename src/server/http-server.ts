@@ -14,6 +14,8 @@ function statusFor(err: unknown): { status: number; message: string } {
         return { status: 404, message: err.message };
       case 'insufficient-storage':
         return { status: 507, message: err.message };
+      case 'too-large':
+        return { status: 413, message: err.message };
       case 'invalid-argument':
         return { status: 400, message: err.message };
       default:

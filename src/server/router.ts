@@ -19,8 +19,17 @@ export class Router implements RouteRegistry {
   /** Paths whose HEAD route was added for a GET and may be replaced by an explicit HEAD. */
   private readonly implicitHead = new Set<string>();
 
-  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler): void {
-    const store = { handler };
+  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts: { rawPrefix?: string } = {}): void {
+    const cut = path.search(/[:*]/);
+    const rawPrefix = opts.rawPrefix ?? (cut === -1 ? path : path.slice(0, cut));
+    const guarded: RouteHandler = (req, res, params, query) => {
+      if (!(req.url ?? '').startsWith(rawPrefix)) {
+        sendText(res, 400, `bad request: the path must start with ${rawPrefix} literally (no percent-escapes in the route prefix)`);
+        return;
+      }
+      return handler(req, res, params, query);
+    };
+    const store = { handler: guarded };
     for (const method of Array.isArray(methods) ? methods : [methods]) {
       if (method === 'HEAD' && this.implicitHead.delete(path)) this.tree.off('HEAD', path);
       this.tree.on(method, path, noop, store);

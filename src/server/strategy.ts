@@ -19,7 +19,16 @@ export type RouteMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' |
 
 /** What a strategy uses to mount its routes (find-my-way path syntax: `/a/:b/*`). */
 export interface RouteRegistry {
-  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler): void;
+  /**
+   * Registers `handler` for `path` (find-my-way syntax, matched against the decoded request
+   * path). Handlers read the raw `req.url`, so the router refuses (400) a request whose raw path
+   * does not literally start with the route's static prefix (`/gomod/`, `/git/`, …): a prefix
+   * spelled with percent-escapes would match after decoding while a handler slicing the raw URL
+   * by the prefix's length would read a different remainder (`/%65xample.com/x` → another
+   * upstream host). `opts.rawPrefix` overrides that literal prefix, for routes registered in
+   * decoded form whose configured prefix is itself percent-encoded.
+   */
+  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts?: { rawPrefix?: string }): void;
 }
 
 /** Process-wide settings every strategy may read (resolved global config). */

@@ -77,15 +77,18 @@ describe('path decoding and the loopback-only policy', () => {
     assert.equal((await raw('127.0.0.1', trusted.port, 'GET', '/api/v1/object/ns/k')).status, 404);
     // Open surfaces stay open.
     assert.equal((await r('GET', '/_liveness')).status, 200);
-    assert.equal((await r('GET', '/%5fliveness')).status, 200);
+    // An escaped route prefix is refused outright rather than routed (handlers read the raw URL).
+    assert.equal((await r('GET', '/%5fliveness')).status, 400);
   });
 
   test('the router sees the same decoded path the policy judged', async () => {
     const r = (method: string, p: string, body?: string) => raw('127.0.0.1', trusted.port, method, p, body);
-    // A trusted caller using the encoded spelling reaches the real API: proof the router decodes
-    // it exactly as the policy did (the bypass was the two disagreeing).
-    assert.equal((await r('POST', '/%61pi/v1/object/ns/enc', 'via encoded path')).status, 200);
-    assert.equal((await r('GET', '/api/v1/object/ns/enc')).body, 'via encoded path');
+    // A trusted caller using an encoded spelling of a route prefix is refused (400), never routed
+    // somewhere the raw URL does not say; escapes after the prefix are decoded exactly once.
+    assert.equal((await r('POST', '/%61pi/v1/object/ns/enc', 'via encoded path')).status, 400);
+    assert.equal((await r('GET', '/api/v1/object/ns/enc')).status, 404);
+    assert.equal((await r('POST', '/api/v1/object/ns/%65nc', 'via encoded key')).status, 200);
+    assert.equal((await r('GET', '/api/v1/object/ns/enc')).body, 'via encoded key');
     // Decoded once, not twice: %2561 is a literal "%61", which is not "a".
     assert.equal((await raw('127.0.0.1', untrusted.port, 'GET', '/%2561pi/v1/stats')).status, 404);
     // A key containing characters the router treats specially survives the round trip.

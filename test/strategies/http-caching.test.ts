@@ -50,6 +50,17 @@ after(async () => {
 const host = () => originUrl.replace('http://', '');
 
 describe('generic caching handler (host strategy)', () => {
+  test('a route prefix spelled with percent-escapes is refused, never re-sliced into another upstream', async () => {
+    const before = hits.length;
+    // "%31" is "1": decodes to the configured host, but the raw text is longer than the prefix.
+    const encodedHost = host().replace(/^1/, '%31');
+    for (const p of [`/${encodedHost}/files/a.bin`, '/%67omod/example.com/@v/list']) {
+      const res = await fetch(`${hoard.url}${p}`);
+      assert.equal(res.status, 400, p);
+    }
+    assert.equal(hits.length, before, 'no upstream request was made');
+  });
+
   test('an encoded slash in a proxied path reaches the upstream as written (registry APIs need it)', async () => {
     const res = await fetch(`${hoard.url}/${host()}/api/v4/projects/group%2Fproject/raw`);
     assert.equal(res.status, 200);

@@ -220,26 +220,14 @@ function receiveBody(req: IncomingMessage, writer: Writable): Promise<void> {
   });
 }
 
-/** True when `err` (or its cause) is a filesystem "out of space" failure. */
-function isOutOfSpace(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
-  }
-  return false;
-}
-
 /**
  * Status and caller-facing message for a failed upload: 507 when storage is full, 413 when the
- * object can never fit (a memory tier's limit: "insufficient storage" without an out-of-space
- * cause), 400 for invalid arguments, else 500 without internal detail.
+ * object can never fit (a memory tier's limit), 400 for invalid arguments, else 500 without
+ * internal detail.
  */
 function uploadFailure(err: unknown): { status: number; message: string } {
-  if (isCacheError(err, 'insufficient-storage')) {
-    if (isOutOfSpace(err)) return { status: 507, message: `Insufficient storage: ${err.message}` };
-    return { status: 413, message: `Object too large: ${err.message}` };
-  }
-  if (isCacheError(err) && (err.code as string) === 'too-large') return { status: 413, message: `Object too large: ${err.message}` };
+  if (isCacheError(err, 'insufficient-storage')) return { status: 507, message: `Insufficient storage: ${err.message}` };
+  if (isCacheError(err, 'too-large')) return { status: 413, message: `Object too large: ${err.message}` };
   if (isCacheError(err, 'invalid-argument')) return { status: 400, message: err.message };
   return { status: 500, message: 'Failed to create cache object (the server log has the cause)' };
 }

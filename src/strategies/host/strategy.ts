@@ -28,7 +28,15 @@ export const hostStrategyProvider: StrategyProvider = {
       key: (req: { url?: string }) => upstreamOf(req.url ?? '').toString(),
       upstream: (req: { url?: string }) => ({ url: upstreamOf(req.url ?? ''), headers: ctx.config.headers }),
     };
-    ctx.routes.on('GET', `${prefix}/*`, (req, res) => serveCached(route, ctx.cache, ctx.logger, req, res));
+    // The router matches decoded paths, so the route is registered decoded; the raw prefix (as
+    // configured, possibly with %2F in the base path) is what `upstreamOf` slices off.
+    let decoded = prefix;
+    try {
+      decoded = decodeURIComponent(prefix);
+    } catch {
+      throw new Error(`strategy host: invalid percent-encoding in target URL ${JSON.stringify(ctx.label)}`);
+    }
+    ctx.routes.on('GET', `${decoded}/*`, (req, res) => serveCached(route, ctx.cache, ctx.logger, req, res), { rawPrefix: `${prefix}/` });
     return { name: 'host' };
   },
 };
