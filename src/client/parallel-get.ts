@@ -16,6 +16,11 @@ export interface ParallelGetOptions {
   signal?: AbortSignal;
   /** Attempts per chunk before giving up (a balancer may send a chunk to a replica without ranges). */
   attempts?: number;
+  /**
+   * A connection that sends nothing for this long fails the download (default 5 min, as
+   * undici's body timeout): a half-open TCP connection must not hang a restore for ever.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** The download: headers known after discovery, and the ordered body. */
@@ -66,10 +71,14 @@ export async function parallelGet(url: string, opts: ParallelGetOptions): Promis
   const agent = new transport.Agent({ keepAlive: true, maxSockets: concurrency });
   const attempts = opts.attempts ?? 4;
   const base = opts.headers ?? {};
+  const idleMs = opts.idleTimeoutMs ?? 5 * 60_000;
   const get = (extra: Record<string, string>, signal?: AbortSignal) =>
     new Promise<IncomingMessage>((resolve, reject) => {
       const req = transport.get(target, { agent, headers: { ...base, ...extra }, ...(signal ? { signal } : {}) }, resolve);
       req.once('error', reject);
+      // Covers the wait for headers and every gap in the body (the socket's idle timer); the
+      // response then fails with the error, which fails the download.
+      req.setTimeout(idleMs, () => req.destroy(new Error(`no data from ${target.host} for ${Math.round(idleMs / 1000)} s`)));
     });
 
   let discovery: IncomingMessage;

@@ -81,3 +81,27 @@ describe('parallelGet (tiny ranged server)', () => {
     }
   });
 });
+
+test('a server that stops sending fails the download at the idle timeout instead of hanging', async () => {
+  const sockets = new Set<import('node:net').Socket>();
+  const stalling = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-length': 1000 });
+    res.write(Buffer.alloc(10)); // then nothing, and the connection stays open
+  });
+  stalling.on('connection', (s) => sockets.add(s));
+  await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(stalling.address() as AddressInfo).port}/obj`;
+    const started = Date.now();
+    const r = await parallelGet(url, { concurrency: 1, chunkBytes: 1 << 20, idleTimeoutMs: 300 });
+    await assert.rejects(
+      (async () => {
+        for await (const _ of r.body) void _;
+      })(),
+    );
+    assert.ok(Date.now() - started < 5000);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => stalling.close(() => resolve()));
+  }
+});
