@@ -93,11 +93,17 @@ export function startChild(command: string, args: string[], opts: ChildOptions):
   });
   let killedBy: 'timeout' | 'abort' | undefined;
   const timer = setTimeout(() => {
+    if (closed) return;
     killedBy = 'timeout';
     killGroup(child);
   }, opts.timeoutMs);
   timer.unref();
+  // Once the child and its pipes are closed, its pid (and group id) may be reused by an
+  // unrelated process: from then on kill() must do nothing.
+  let closed = false;
+  child.once('close', () => (closed = true));
   const onAbort = () => {
+    if (closed) return;
     killedBy ??= 'abort';
     killGroup(child);
   };

@@ -76,4 +76,21 @@ describe('child processes', () => {
     await Promise.all([producer.done, consumer.done]);
     assert.equal(Buffer.concat(lines).toString().trim(), '3');
   });
+
+  test('kill() after the child closed sends no signal (its pid may already belong to someone else)', async () => {
+    const running = startChild('true', [], { timeoutMs: 5000 });
+    await running.done;
+    const realKill = process.kill;
+    const signalled: number[] = [];
+    process.kill = ((pid: number, sig?: string | number) => {
+      signalled.push(pid);
+      return realKill(pid, sig);
+    }) as typeof process.kill;
+    try {
+      running.kill();
+    } finally {
+      process.kill = realKill;
+    }
+    assert.deepEqual(signalled, []);
+  });
 });
