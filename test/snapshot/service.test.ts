@@ -185,6 +185,7 @@ before(async () => {
     ensureReady: async () => {
       throw new Error('no upstream in this test');
     },
+    catchUp: (repo) => repo.fetch(),
     coldServed: (repo, done) => {
       const entry = { url: repo.upstreamURL, done, settled: false };
       void done.finally(() => (entry.settled = true));

@@ -11,6 +11,7 @@ import type { CacheKey } from '../../cache/key.js';
 import { createArchive } from '../../client/archive.js';
 import { sendJson, sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
+import { holdingConnection } from '../../server/hold-connection.js';
 import { ChildProcessError, startChild } from '../../util/process.js';
 import type { GitRequestPath } from './paths.js';
 import type { Repository } from './repository.js';
@@ -78,6 +79,11 @@ export interface SnapshotDeps {
    * the repository is in flight (or a deadline passed), so a mirror restore can start then.
    */
   coldServed(repo: Repository, served: Promise<void>): void;
+  /**
+   * Fetches the mirror in the background through the scheduler's fetch queue (worker caps,
+   * deadlines, abort and drain on shutdown); joins the catch-up fetch already pending.
+   */
+  catchUp(repo: Repository): Promise<void>;
 }
 
 /** Options of periodic snapshot generation. */
@@ -96,6 +102,8 @@ export class CorruptMirrorSnapshotError extends Error {}
 interface ColdActivity {
   active: number;
   lastEnded: number;
+  /** Some serve found a snapshot: a mirror restore will wait on this entry and then remove it. */
+  served: boolean;
   /** Woken whenever a serve ends. */
   waiters: Set<() => void>;
 }
@@ -182,9 +190,9 @@ export class SnapshotService {
     const signal = requestSignal(res);
     if (repo.state !== 'ready') {
       if (await this.serveCold(req, res, repo, key)) return;
-      if (ifMatch) return sendText(res, 412, 'precondition failed: snapshot not cached');
+      if (ifMatch) return void res.writeHead(412, { 'content-length': '0' }).end();
       try {
-        await this.deps.ensureReady(repo, signal);
+        await holdingConnection(res, () => this.deps.ensureReady(repo, signal));
       } catch (err) {
         // Nothing is cached and nothing can be generated: for the client that is "no snapshot"
         // (404, so `hoard git restore` exits 2 and scripts fall back to a clone), not a server fault.
@@ -207,7 +215,7 @@ export class SnapshotService {
       if (!isCacheError(err, 'not-found')) throw err;
     }
     if (await sendCacheObject(cache, key, req, res, extra)) return;
-    if (ifMatch) return sendText(res, 412, 'precondition failed: snapshot not cached');
+    if (ifMatch) return void res.writeHead(412, { 'content-length': '0' }).end();
     await this.serveGenerated(res, repo);
   }
 
@@ -237,8 +245,8 @@ export class SnapshotService {
       .then(
         (stale) => {
           if (stale) {
-            entry.catchingUp = repo
-              .fetch()
+            entry.catchingUp = this.deps
+              .catchUp(repo)
               .catch((err: Error) => this.deps.logger.warn({ err: err.message, upstream: url }, 'catch-up fetch for a stale snapshot failed'))
               .finally(() => {
                 entry.catchingUp = undefined;
@@ -272,7 +280,7 @@ export class SnapshotService {
     const h = req.headers;
     const direct = h.range !== undefined || h['if-match'] !== undefined || h['if-none-match'] !== undefined || h['if-range'] !== undefined;
     const end = this.coldServeStarted(url);
-    let found: boolean;
+    let found = false;
     try {
       if (direct) {
         found = await sendCacheObject(this.deps.cache, key, req, res, forced);
@@ -306,28 +314,34 @@ export class SnapshotService {
         }
       }
     } finally {
-      end();
+      end(found);
     }
     if (found) this.deps.coldServed(repo, this.coldServesDone(repo));
     return found;
   }
 
-  /** Counts a cold serve of `url` as in flight; the returned function ends it. */
-  private coldServeStarted(url: string): () => void {
+  /**
+   * Counts a cold serve of `url` as in flight; the returned function ends it, saying whether a
+   * snapshot was found. Entries of repositories that never had one are dropped at once, so a
+   * scan of made-up repository paths cannot grow the map.
+   */
+  private coldServeStarted(url: string): (found: boolean) => void {
     let activity = this.coldActivity.get(url);
     if (!activity) {
-      activity = { active: 0, lastEnded: 0, waiters: new Set() };
+      activity = { active: 0, lastEnded: 0, served: false, waiters: new Set() };
       this.coldActivity.set(url, activity);
     }
     const entry = activity;
     entry.active++;
     let ended = false;
-    return () => {
+    return (found) => {
       if (ended) return;
       ended = true;
       entry.active--;
       entry.lastEnded = Date.now();
+      if (found) entry.served = true;
       for (const wake of entry.waiters) wake();
+      if (!entry.served && entry.active === 0 && entry.waiters.size === 0 && this.coldActivity.get(url) === entry) this.coldActivity.delete(url);
     };
   }
 
@@ -623,7 +637,7 @@ export class SnapshotService {
     if (req.method === 'HEAD') return sendText(res, 404, 'Bundle not cached');
     const signal = requestSignal(res);
     try {
-      await this.deps.ensureReady(repo, signal);
+      await holdingConnection(res, () => this.deps.ensureReady(repo, signal));
     } catch (err) {
       return sendText(res, 503, `Repository unavailable: ${(err as Error).message}`);
     }
@@ -703,7 +717,7 @@ export class SnapshotService {
     for (const sha of commits) if (typeof sha !== 'string' || !SHA.test(sha)) return sendText(res, 400, `invalid commit SHA ${JSON.stringify(sha)}`);
     const signal = requestSignal(res);
     try {
-      await this.deps.ensureReady(repo, signal);
+      await holdingConnection(res, () => this.deps.ensureReady(repo, signal));
     } catch (err) {
       return sendText(res, 502, `clone not ready: ${(err as Error).message}`);
     }

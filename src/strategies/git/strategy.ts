@@ -123,6 +123,7 @@ class GitStrategy implements Strategy {
       refCheckIntervalMs: this.settings.refCheckIntervalMs,
       ensureReady: (repo, signal) => this.ensureReady(repo, signal),
       coldServed: (repo, served) => this.scheduleMirrorRestore(repo, served),
+      catchUp: (repo) => repo.fetchInBackground((job) => this.scheduler.submit(`${repo.upstreamURL}/fetch`, 'fetch', job)),
     });
   }
 
