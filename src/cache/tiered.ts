@@ -202,9 +202,14 @@ class TieredCache implements Cache {
       if (i === this.last) await this.repair(key, recorded, etag);
       if (i === 0) return result;
       if (result.status === 200) return { ...result, body: this.backfill(key, result) };
-      // Only a copy of the recorded version may heal: a tier 0 written after the deeper tier was
-      // last updated is newer, and a key with no record has no version to trust.
-      if (etag !== undefined && recorded?.value === etag) this.heal(key, tier, etag);
+      if (etag !== undefined) {
+        // A present record names the version tier 0 may hold: only a copy of it heals (a tier 0
+        // written after a deeper tier was last updated is newer). With no record (never replaced,
+        // written before the map kept every key, or metadata memory lost in a restart) only the
+        // authoritative tier's answer is trustworthy, since an intermediate tier may lag; the heal
+        // then seeds the map with it first, so its commit can be gated on the map like any other.
+        if (recorded === undefined ? i === this.last : recorded.value === etag) this.heal(key, tier, etag, recorded === undefined);
+      }
       return result;
     }
     if (rejected) throw new CacheError('precondition-failed', 'precondition failed');
@@ -270,14 +275,18 @@ class TieredCache implements Cache {
 
   /**
    * Copies the whole object into tier 0 in the background after a ranged read was served from
-   * tier `from` with the recorded ETag `etag`. The source is pinned with If-Match, and the map is
-   * checked again just before the commit: a Delete or replacement during the copy must not be
-   * resurrected in tier 0.
+   * tier `from` with ETag `etag`, the recorded one or, when `seed`, the authoritative tier's for
+   * a key with no record. The source is pinned with If-Match, and the map is checked again just
+   * before the commit: a Delete or replacement during the copy must not be resurrected in tier 0.
    */
-  private heal(key: CacheKey, from: Cache, etag: string): void {
+  private heal(key: CacheKey, from: Cache, etag: string, seed: boolean): void {
     const raw = unquoteStrongETag(etag);
     if (!raw) return;
     this.healer.start(`${this.ns}/${key}`, async (signal) => {
+      // Seeding comes before the copy: a Delete from then on removes the entry and fails the
+      // pre-commit check. (Seeding after opening the source would let a Delete in between be
+      // undone: the entry would reappear and the copy commit.)
+      if (seed && !(await this.seed(key, etag))) return;
       const full = await from.open(key, { ifMatch: etag, signal });
       const gate = new Transform({
         transform: (chunk: Buffer, _enc, cb) => cb(null, chunk),
@@ -290,6 +299,20 @@ class TieredCache implements Cache {
       });
       await pipelineAsync(full.body, gate, this.tier(0).create(key, copyHeaders(full.headers), { etag: raw, signal }), { signal });
     });
+  }
+
+  /**
+   * Records `etag`, just read from the authoritative tier, for a key the map had no entry for,
+   * and tells whether the map now names it. Compare-and-set against "absent" means an entry a
+   * writer published meanwhile is never overwritten: the writer's is newer (it committed to the
+   * authoritative tier before publishing), so the heal is dropped. A writer whose own publish
+   * then finds our seed re-reads the authoritative tier (`publish`), so the seed cannot stick
+   * over a newer version. A metadata outage rejects, which abandons the heal: without an entry
+   * the pre-commit check could not see a concurrent Delete.
+   */
+  private async seed(key: CacheKey, etag: string): Promise<boolean> {
+    if (await this.metadata.compareAndSet(this.ns, key, etag, null)) return true;
+    return (await this.metadata.get(this.ns, key))?.value === etag;
   }
 
   /** Test hook: resolves once every background heal has finished. */

@@ -369,23 +369,90 @@ describe('tiered: async heal of tier 0 after ranged reads', () => {
     assert.ok((await readAll((await tiered.open(parseKey('k'))).body)).equals(body));
   });
 
-  test('no heal when the recorded ETag differs from the source tier, or when nothing is recorded', async () => {
+  test('no heal when a present record differs from the source tier', async () => {
     const { near, farInner, metadata, tiered, heals } = setup();
     await put(farInner, 'k', body, {}, { etag: 'S' });
     await metadata.set('', parseKey('k'), '"X"');
     await ranged(tiered, 'k');
-    await put(farInner, 'unrecorded', body, {}, { etag: 'U' });
-    await ranged(tiered, 'unrecorded');
     await settleBackgroundWork(tiered);
     await sleep(20);
     assert.deepEqual(heals, []);
     assert.equal(await etagOf(near, 'k'), undefined);
-    assert.equal(await etagOf(near, 'unrecorded'), undefined);
     // The read repaired the entry to the authoritative "S", so the next ranged read may heal.
     assert.equal((await metadata.get('', parseKey('k')))?.value, '"S"');
     await ranged(tiered, 'k');
     await settleBackgroundWork(tiered);
     assert.equal(await etagOf(near, 'k'), '"S"');
+  });
+
+  test('a key with no record heals from the authoritative tier and seeds the map (metadata lost, or never replaced)', async () => {
+    // Plain memory tiers and an empty metadata store: the object exists only in the far tier.
+    const near = mem();
+    const far = mem();
+    const metadata = new MemoryMetadataStore();
+    const tiered = createTieredCache([near, far], metadata);
+    await put(far, 'k', body, { 'Content-Type': 'text/plain' }, { etag: 'S' });
+    assert.equal(await metadata.get('', parseKey('k')), undefined);
+    await ranged(tiered, 'k');
+    await settleBackgroundWork(tiered);
+    assert.equal((await metadata.get('', parseKey('k')))?.value, '"S"', 'the map is seeded with the authoritative ETag');
+    const healed = await near.open(parseKey('k'));
+    assert.equal(healed.headers['etag'], '"S"');
+    assert.equal(healed.headers['content-type'], 'text/plain');
+    assert.ok((await readAll(healed.body)).equals(body));
+    // Tier 0 now serves ranged reads by itself (what `hoard git restore`'s chunked reads need).
+    await far.delete(parseKey('k'));
+    await ranged(tiered, 'k');
+  });
+
+  test('an unrecorded key: a writer publishing during the ranged read keeps its entry and no heal commits', async () => {
+    const near = mem();
+    const farInner = mem();
+    const metadata = new MemoryMetadataStore();
+    const heals: string[] = [];
+    // The map was read (empty) before the far tier answered; a replacing writer on another
+    // replica publishes "T" in between, so the heal's seed must not overwrite it.
+    const far = instrumented(farInner, async (inner, k, c) => {
+      if (c.ifMatch && !c.range) heals.push(k);
+      const res = await inner.open(k, c);
+      if (c.range) await metadata.set('', k, '"T"');
+      return res;
+    });
+    const tiered = createTieredCache([near, far], metadata);
+    await put(farInner, 'k', body, {}, { etag: 'S' });
+    await ranged(tiered, 'k');
+    await settleBackgroundWork(tiered);
+    assert.equal((await metadata.get('', parseKey('k')))?.value, '"T"', "the writer's newer entry wins over the seed");
+    assert.deepEqual(heals, [], 'the heal gave up before reading the source');
+    assert.equal(await etagOf(near, 'k'), undefined);
+  });
+
+  test('an unrecorded key served by an intermediate tier does not heal (it may lag the authoritative tier)', async () => {
+    const near = mem();
+    const middle = mem();
+    const last = mem();
+    const metadata = new MemoryMetadataStore();
+    const tiered = createTieredCache([near, middle, last], metadata);
+    await put(middle, 'k', body, {}, { etag: 'L' });
+    await put(last, 'k', body, {}, { etag: 'N' });
+    await ranged(tiered, 'k');
+    await settleBackgroundWork(tiered);
+    assert.equal(await etagOf(near, 'k'), undefined);
+    assert.equal(await metadata.get('', parseKey('k')), undefined, 'nothing seeded from a non-authoritative answer');
+  });
+
+  test('an unrecorded key deleted during its heal is not resurrected in tier 0', async () => {
+    const { near, farInner, metadata, tiered, heals, hold } = setup();
+    await put(farInner, 'k', body, {}, { etag: 'S' });
+    const release = hold();
+    await ranged(tiered, 'k');
+    while (heals.length === 0) await sleep(5);
+    assert.equal((await metadata.get('', parseKey('k')))?.value, '"S"', 'seeded before the copy');
+    await tiered.delete(parseKey('k'));
+    release();
+    await settleBackgroundWork(tiered);
+    assert.equal(await etagOf(near, 'k'), undefined);
+    assert.equal(await etagOf(tiered, 'k'), undefined);
   });
 
   test('a heal never overwrites a newer tier 0: a deeper lagging tier with another ETag does not heal', async () => {
