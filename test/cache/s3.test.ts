@@ -62,6 +62,18 @@ cacheConformance('tiered(disk, s3) with s3 metadata', async () => {
   };
 });
 
+/**
+ * Polls `check` until it holds. The deadline is generous on purpose: background S3 requests on
+ * a loaded 2-core CI machine can take seconds, and a too-tight bound only produces flakes.
+ */
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await sleep(20);
+  }
+}
+
 let s3: S3rverHandle;
 before(async () => {
   s3 = await startS3rver();
@@ -101,9 +113,8 @@ test('s3: a writer destroyed mid-stream leaves no data object behind', async () 
   for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => (writer.write(randomBytes(3 * MiB)) ? resolve() : writer.once('drain', () => resolve())));
   writer.destroy(new Error('client went away'));
   await new Promise((resolve) => writer.once('close', resolve));
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  const listed = await clientFor(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'aborted/' }));
-  assert.deepEqual(listed.Contents ?? [], []);
+  // Aborting the upload may finish after 'close': poll rather than pause a fixed time.
+  await until(async () => ((await clientFor(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'aborted/' }))).Contents ?? []).length === 0, 'the aborted upload leaves nothing');
   await assert.rejects(cache.stat(parseKey('partial')), /not found/);
 });
 
@@ -162,21 +173,27 @@ const indexPath = (ns: string, key: string) => `${ns}/${key.slice(0, 2)}/${key}`
 
 test('s3: sliding TTL — a read in the second half of the life extends it; one in the first half writes nothing', async () => {
   const cache = cacheFor(s3, { maxTtlMs: 6000 }).namespace('slide');
+  const indexPuts = (key: string) => s3.requests.filter((r) => r.method === 'PUT' && r.path.endsWith(indexPath('slide', parseKey(key)))).length;
+  await put(cache, 'young', 'full life', {});
+  s3.requests.length = 0; // forget the write's own index PUT
+  await readAll((await cache.open(parseKey('young'))).body);
+  // Short-lived objects are written only now, so a slow machine cannot spend their life before
+  // the read that must renew one. Expiries are rounded up to the second: gone by put + 3 s.
   await put(cache, 'read', 'kept alive', {}, { ttlMs: 2000 });
   await put(cache, 'unread', 'left alone', {}, { ttlMs: 2000 });
-  await put(cache, 'young', 'full life', {});
-  s3.requests.length = 0;
-  await readAll((await cache.open(parseKey('young'))).body);
-  await sleep(200);
-  assert.equal(s3.requests.filter((r) => r.method === 'PUT').length, 0, 'no renewal while more than half the max TTL remains');
-  // ≤ 3 s left of a 6 s maximum: this read renews to now + 6 s.
+  const shortLivedPut = Date.now();
+  const writtenOnce = indexPuts('read');
+  // ≤ 3 s left of a 6 s maximum: this read renews to now + 6 s. The renewal PUT is fire-and-forget,
+  // so poll for it rather than guess how long a loaded machine takes to send it.
   await readAll((await cache.open(parseKey('read'))).body);
-  await sleep(200);
-  const key = parseKey('read');
-  assert.ok(s3.requests.some((r) => r.method === 'PUT' && r.path.endsWith(indexPath('slide', key))), 'the index was rewritten');
-  await sleep(3300); // past the original expiry of both short-lived objects
-  assert.equal((await cache.stat(key)).size, 'kept alive'.length);
+  await until(() => indexPuts('read') > writtenOnce, 'the index of the read object is rewritten');
+  // A renewal of "young" would have been scheduled before two writes and this read, so it would
+  // have arrived by now; it is checked again at the end, seconds later.
+  assert.equal(indexPuts('young'), 0, 'no renewal while more than half the max TTL remains');
+  await sleep(Math.max(0, shortLivedPut + 3300 - Date.now())); // past the original expiry of both
+  assert.equal((await cache.stat(parseKey('read'))).size, 'kept alive'.length);
   await assert.rejects(cache.stat(parseKey('unread')), /not found/);
+  assert.equal(indexPuts('young'), 0, 'no renewal while more than half the max TTL remains');
 });
 
 test('s3: a TTL renewal never undoes a newer write', async () => {
@@ -218,7 +235,8 @@ test('s3: lazy expiry never deletes a fresh object a peer wrote after the expire
   await put(writer, 'gone', 'short-lived', {}, { ttlMs: 1000 });
   await sleep(2100);
   await assert.rejects(reader.stat(parseKey('gone')), /not found/);
-  await sleep(300);
-  const left = await clientFor(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: indexPath(ns, parseKey('gone')) }));
-  assert.deepEqual(left.Contents ?? [], []);
+  // The lazy delete runs in the background of the stat: wait for it instead of a fixed pause.
+  const remaining = async () =>
+    ((await clientFor(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: indexPath(ns, parseKey('gone')) }))).Contents ?? []).map((o) => o.Key);
+  await until(async () => (await remaining()).length === 0, 'the expired index and body are deleted');
 });

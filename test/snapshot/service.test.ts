@@ -135,10 +135,14 @@ function repoFor(name: string): Repository {
   return repo;
 }
 
-/** GET through the service; resolves with status, headers and the whole body. */
-function get(name: string, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+/**
+ * GET through the service; resolves with status, headers and the whole body. `onHead` runs when
+ * the response head arrives (for a spooled GET: once it streams from the spool it joined).
+ */
+function get(name: string, headers: Record<string, string> = {}, timeoutMs = 10_000, onHead?: () => void): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.get(`${base}/${name}/snapshot.tar.zst`, { headers, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+      onHead?.();
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.once('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -268,8 +272,16 @@ describe('cold serves (mirror not Ready)', () => {
     let release!: () => void;
     cache.fault = { kind: 'stall', release: new Promise<void>((r) => (release = r)) };
     try {
-      const burst = Array.from({ length: 6 }, () => get('burst'));
-      await sleep(300);
+      // Release only once all six stream from the stalled read: a GET arriving after the release
+      // would find the read finished and rightly start another, which says nothing about bursts.
+      // While the read is stalled it cannot finish, so every GET that got a head joined it.
+      let heads = 0;
+      const burst = Array.from({ length: 6 }, () => get('burst', {}, 60_000, () => heads++));
+      const deadline = Date.now() + 30_000;
+      while (heads < 6) {
+        if (Date.now() > deadline) assert.fail(`only ${heads} of 6 GETs were answered from the stalled read`);
+        await sleep(10);
+      }
       release();
       for (const res of await Promise.all(burst)) {
         assert.equal(res.status, 200);
