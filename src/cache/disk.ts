@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { close as closeFd, createReadStream, open as openFd, promises as fs } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
 import { BackendCache, ObjectWriter, clampTtl, type Backend } from './backend.js';
@@ -7,6 +8,9 @@ import { checkConditions, resolveRange, type Conditions, type ReadConditions } f
 import { asStorageError, notFound } from './errors.js';
 import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
 import type { CacheKey } from './key.js';
+
+const openForRead = promisify(openFd);
+const closeQuietly = (fd: number) => closeFd(fd, () => undefined);
 
 /** Options of `cache disk {}` (milliseconds for durations). */
 export interface DiskCacheOptions {
@@ -146,9 +150,11 @@ class DiskBackend implements Backend {
     // revision before we open it, in which case the index already names the new one: retry.
     for (let attempt = 0; ; attempt++) {
       const entry = this.lookup(ns, key);
-      let handle: fs.FileHandle;
+      // A plain descriptor rather than a FileHandle: a FileHandle-backed read stream goes through
+      // promise-based reads and served a 1 GiB object ~25% slower (1.15 vs 1.55 GB/s to curl).
+      let fd: number;
       try {
-        handle = await fs.open(path.join(this.dirOf(ns, key), `${key}.${entry.rev}`), 'r');
+        fd = await openForRead(path.join(this.dirOf(ns, key), `${key}.${entry.rev}`), 'r');
       } catch (err) {
         if (attempt < 3 && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         throw notFound();
@@ -158,15 +164,15 @@ class DiskBackend implements Backend {
         const range = resolveRange(cond, entry.headers['etag'], entry.size);
         this.markAccess(entry, ns, key);
         if (!range) {
-          const body = handle.createReadStream({ highWaterMark: chunkFor(entry.size) });
+          const body = createReadStream('', { fd, autoClose: true, highWaterMark: chunkFor(entry.size) });
           return { status: 200, headers: headersForRead(entry.headers, entry.size), size: entry.size, body };
         }
         const headers = headersForRead(entry.headers, range.end - range.start + 1);
         headers['content-range'] = `bytes ${range.start}-${range.end}/${entry.size}`;
-        const body = handle.createReadStream({ start: range.start, end: range.end, highWaterMark: chunkFor(range.end - range.start + 1) });
+        const body = createReadStream('', { fd, autoClose: true, start: range.start, end: range.end, highWaterMark: chunkFor(range.end - range.start + 1) });
         return { status: 206, headers, size: entry.size, body };
       } catch (err) {
-        await handle.close();
+        closeQuietly(fd);
         throw err;
       }
     }

@@ -201,6 +201,48 @@ export function cacheConformance(name: string, make: () => Promise<MadeCache>): 
       await readAll(fresh206.body);
     });
 
+    test('a write is invisible until it is closed, then visible (§11.1 #8)', async () => {
+      const c = fresh();
+      const writer = c.create(parseKey('k'), {});
+      await new Promise<void>((resolve, reject) => writer.write(Buffer.from('part one, '), (err) => (err ? reject(err) : resolve())));
+      await rejectsWith(c.stat(parseKey('k')), 'not-found');
+      await rejectsWith(c.open(parseKey('k')), 'not-found');
+      await new Promise<void>((resolve, reject) => {
+        writer.once('error', reject);
+        writer.end(Buffer.from('part two'), () => resolve());
+      });
+      assert.equal((await readAll((await c.open(parseKey('k'))).body)).toString(), 'part one, part two');
+    });
+
+    test('Last-Modified is added when absent and kept exactly when given (§11.1 #11)', async () => {
+      const c = fresh();
+      const before = Date.now() - 1000;
+      await put(c, 'auto', 'x');
+      const added = Date.parse((await c.stat(parseKey('auto'))).headers['last-modified'] ?? '');
+      assert.ok(Number.isFinite(added) && added >= before - 1000 && added <= Date.now() + 1000, 'a parseable, current Last-Modified');
+      const explicit = 'Wed, 21 Oct 2015 07:28:00 GMT';
+      await put(c, 'given', 'x', { 'Last-Modified': explicit });
+      assert.equal((await c.stat(parseKey('given'))).headers['last-modified'], explicit);
+      assert.equal((await c.open(parseKey('given'))).headers['last-modified'], explicit);
+    });
+
+    test('stat answers conditionals like open: 304 carries the ETag, 412 on a mismatch, a Range is ignored (§11.1 #17, #18)', async () => {
+      const c = fresh();
+      await put(c, 'k', '0123456789', {}, { etag: 'conditional-etag' });
+      const key = parseKey('k');
+      const nm = (await rejectsWith(c.stat(key, { ifNoneMatch: '"conditional-etag"' }), 'not-modified')) as { headers?: Record<string, string> };
+      assert.equal(nm.headers?.['etag'], '"conditional-etag"');
+      assert.equal((await c.stat(key, { ifNoneMatch: '"other"' })).size, 10);
+      await rejectsWith(c.stat(key, { ifMatch: '"other"' }), 'precondition-failed');
+      const ranged = await c.stat(key, { ifMatch: '"conditional-etag"', ...({ range: 'bytes=2-5' } as object) });
+      assert.equal(ranged.headers['content-range'], undefined);
+      assert.equal(ranged.headers['content-length'], '10');
+      // If-Match with a range: a hit serves the range, a miss is 412 before any byte.
+      const hit = await c.open(key, { ifMatch: '"conditional-etag"', range: 'bytes=2-5' });
+      assert.equal((await readAll(hit.body)).toString(), '2345');
+      await rejectsWith(c.open(key, { ifMatch: '"stale"', range: 'bytes=2-5' }), 'precondition-failed');
+    });
+
     test('zero-length objects and 416 on them', async () => {
       const c = fresh();
       await put(c, 'k', '');
