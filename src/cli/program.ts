@@ -1,20 +1,7 @@
-#!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { GlobalOptions } from './options.js';
+import { packageVersion } from './version.js';
 
-function packageVersion(): string {
-  // Works from src/cli (tsx) and dist/src/cli (compiled): walk up to the package root.
-  for (const up of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'hoard') return pkg.version ?? '0.0.0';
-    } catch {
-      // try the next level
-    }
-  }
-  return '0.0.0';
-}
 
 function fail(err: unknown): never {
   process.stderr.write(`hoard: ${(err as Error).message ?? String(err)}\n`);
