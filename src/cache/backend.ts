@@ -1,4 +1,4 @@
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import type { Cache, CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
 import type { Conditions, ReadConditions } from './conditional.js';
 import { CacheError } from './errors.js';
@@ -18,6 +18,23 @@ export interface Backend {
   listNamespaces(): Promise<string[]>;
   close(): Promise<void>;
   describe(): string;
+}
+
+/**
+ * A body that is already in memory (a memory-tier object, a small disk object read in one go).
+ * It is an ordinary Readable that pushes its bytes once, but an HTTP responder that recognises it
+ * may answer with one `res.end(bytes)` instead of a stream pipeline, which for small objects costs
+ * more than the rest of the request. It holds no file or socket, so leaving it unread is safe.
+ */
+export class BufferBody extends Readable {
+  constructor(readonly bytes: Buffer) {
+    super();
+  }
+
+  override _read(): void {
+    this.push(this.bytes);
+    this.push(null);
+  }
 }
 
 /** A namespace view over a backend. `namespace()` replaces the namespace, never nests. */

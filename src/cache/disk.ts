@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { close as closeFd, createReadStream, open as openFd, promises as fs } from 'node:fs';
+import { close as closeFd, createReadStream, open as openFd, read as readFd, promises as fs } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
-import { BackendCache, ObjectWriter, clampTtl, type Backend } from './backend.js';
+import { BackendCache, BufferBody, ObjectWriter, clampTtl, type Backend } from './backend.js';
 import { checkConditions, resolveRange, type Conditions, type ReadConditions } from './conditional.js';
 import { asStorageError, notFound } from './errors.js';
 import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
 import type { CacheKey } from './key.js';
 
 const openForRead = promisify(openFd);
+const readAt = promisify(readFd);
 const closeQuietly = (fd: number) => closeFd(fd, () => undefined);
 
 /** Options of `cache disk {}` (milliseconds for durations). */
@@ -53,6 +54,31 @@ const TOUCH_INTERVAL_MS = 60_000;
 const ROOT_DIR = '_';
 const TEMP_PREFIX = '.tmp-';
 const READ_CHUNK = 1 << 20;
+
+/**
+ * Bodies up to this size are read whole with one sized read and served from a buffer: a read
+ * stream's setup, its extra EOF read and the stream pipeline cost more than the bytes do.
+ */
+const SMALL_OBJECT_BYTES = 64 * 1024;
+
+/**
+ * Reads `length` bytes at `position` from `fd` (repeating short reads), then closes `fd`.
+ * A body shorter than its index entry says is a storage fault, reported before any header is sent.
+ */
+async function readSmall(fd: number, length: number, position: number): Promise<Buffer> {
+  try {
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await readAt(fd, buf, done, length - done, position + done);
+      if (bytesRead === 0) throw new Error(`cache body ended after ${done} of ${length} bytes`);
+      done += bytesRead;
+    }
+    return buf;
+  } finally {
+    closeQuietly(fd);
+  }
+}
 
 /** Large objects stream in 1 MiB reads; small ones must not allocate a 1 MiB buffer per request. */
 function chunkFor(bytes: number): number {
@@ -163,6 +189,17 @@ class DiskBackend implements Backend {
         checkConditions(cond, entry.headers);
         const range = resolveRange(cond, entry.headers['etag'], entry.size);
         this.markAccess(entry, ns, key);
+        const length = range ? range.end - range.start + 1 : entry.size;
+        if (length <= SMALL_OBJECT_BYTES) {
+          // readSmall owns (and closes) the descriptor from here on.
+          const owned = fd;
+          fd = -1;
+          const bytes = await readSmall(owned, length, range ? range.start : 0);
+          const headers = headersForRead(entry.headers, length);
+          if (!range) return { status: 200, headers, size: entry.size, body: new BufferBody(bytes) };
+          headers['content-range'] = `bytes ${range.start}-${range.end}/${entry.size}`;
+          return { status: 206, headers, size: entry.size, body: new BufferBody(bytes) };
+        }
         if (!range) {
           const body = createReadStream('', { fd, autoClose: true, highWaterMark: chunkFor(entry.size) });
           return { status: 200, headers: headersForRead(entry.headers, entry.size), size: entry.size, body };
@@ -172,7 +209,7 @@ class DiskBackend implements Backend {
         const body = createReadStream('', { fd, autoClose: true, start: range.start, end: range.end, highWaterMark: chunkFor(range.end - range.start + 1) });
         return { status: 206, headers, size: entry.size, body };
       } catch (err) {
-        closeQuietly(fd);
+        if (fd !== -1) closeQuietly(fd);
         throw err;
       }
     }

@@ -1,6 +1,5 @@
-import { Readable } from 'node:stream';
 import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
-import { BackendCache, ObjectWriter, clampTtl, type Backend } from './backend.js';
+import { BackendCache, BufferBody, ObjectWriter, clampTtl, type Backend } from './backend.js';
 import { checkConditions, resolveRange, type Conditions, type ReadConditions } from './conditional.js';
 import { CacheError, notFound } from './errors.js';
 import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
@@ -8,18 +7,10 @@ import type { CacheKey } from './key.js';
 
 interface Entry {
   headers: StoredHeaders;
+  /** `headersForRead(headers, body.length)`, computed once at commit; reads hand out copies. */
+  readHeaders: StoredHeaders;
   body: Buffer;
   expiresAt: number;
-}
-
-/** A stream over one buffer, without the async-iterator hops of Readable.from (hot path). */
-function bufferStream(buf: Buffer): Readable {
-  return new Readable({
-    read() {
-      this.push(buf);
-      this.push(null);
-    },
-  });
 }
 
 /** Options of `cache memory {}` (milliseconds for durations). */
@@ -42,15 +33,14 @@ class MemoryBackend implements Backend {
     this.now = opts.now ?? Date.now;
   }
 
-  private live(ns: string, key: CacheKey): { id: string; entry: Entry } {
-    const id = `${ns}/${key}`;
+  private live(id: string): Entry {
     const entry = this.entries.get(id);
     if (!entry) throw notFound();
     if (entry.expiresAt <= this.now()) {
       this.remove(id);
       throw notFound();
     }
-    return { id, entry };
+    return entry;
   }
 
   private remove(id: string): void {
@@ -66,24 +56,26 @@ class MemoryBackend implements Backend {
   }
 
   async stat(ns: string, key: CacheKey, cond: Conditions): Promise<StatResult> {
-    const { entry } = this.live(ns, key);
+    const entry = this.live(`${ns}/${key}`);
     checkConditions(cond, entry.headers);
-    return { headers: headersForRead(entry.headers, entry.body.length), size: entry.body.length };
+    return { headers: { ...entry.readHeaders }, size: entry.body.length };
   }
 
   async open(ns: string, key: CacheKey, cond: ReadConditions): Promise<OpenResult> {
-    const { id, entry } = this.live(ns, key);
+    const id = `${ns}/${key}`;
+    const entry = this.live(id);
     checkConditions(cond, entry.headers);
     const size = entry.body.length;
-    const range = resolveRange(cond, entry.headers['etag'], size);
+    // Without a Range header there is nothing to resolve (the common, hot case).
+    const range = cond.range === undefined ? undefined : resolveRange(cond, entry.headers['etag'], size);
     this.touch(id, entry);
     if (!range) {
-      return { status: 200, headers: headersForRead(entry.headers, size), size, body: bufferStream(entry.body) };
+      return { status: 200, headers: { ...entry.readHeaders }, size, body: new BufferBody(entry.body) };
     }
     const slice = entry.body.subarray(range.start, range.end + 1);
     const headers = headersForRead(entry.headers, slice.length);
     headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
-    return { status: 206, headers, size, body: bufferStream(slice) };
+    return { status: 206, headers, size, body: new BufferBody(slice) };
   }
 
   create(ns: string, key: CacheKey, headers: StoredHeaders, opts: CreateOptions): CacheWriter {
@@ -104,7 +96,7 @@ class MemoryBackend implements Backend {
           const id = `${ns}/${key}`;
           this.remove(id);
           const body = Buffer.concat(chunks, length);
-          this.entries.set(id, { headers: stored, body, expiresAt: this.now() + ttl });
+          this.entries.set(id, { headers: stored, readHeaders: headersForRead(stored, body.length), body, expiresAt: this.now() + ttl });
           this.size += body.length;
           this.evict();
         },
@@ -126,8 +118,9 @@ class MemoryBackend implements Backend {
   }
 
   async delete(ns: string, key: CacheKey): Promise<void> {
-    this.live(ns, key);
-    this.remove(`${ns}/${key}`);
+    const id = `${ns}/${key}`;
+    this.live(id);
+    this.remove(id);
   }
 
   async stats(): Promise<CacheStats> {

@@ -21,13 +21,37 @@ export class ServerMetrics {
     });
   }
 
+  /**
+   * Label children per (method, route, status class), bound once: `inc(labels)` and
+   * `observe(labels, v)` hash and validate the label object on every call, which showed up in
+   * request profiles. Bounded so odd methods or first segments cannot grow it without limit
+   * (past the bound requests are still counted, through the unbound path).
+   */
+  private readonly bound = new Map<string, { requests: { inc(): void }; durations: { observe(v: number): void } }>();
+  private static readonly MAX_BOUND = 512;
+
   /** Records one finished request. */
   observe(method: string, path: string, status: number, seconds: number): void {
-    const segment = path.split('/')[1] ?? '';
-    const route = /^[a-z_][a-z0-9_.-]{0,30}$/i.test(segment) ? segment : 'other';
-    const labels = { method, route, status: `${Math.floor(status / 100)}xx` };
-    this.requests.inc(labels);
-    this.durations.observe(labels, seconds);
+    // path.split('/')[1] ?? '', without the array.
+    const first = path.indexOf('/');
+    const next = first === -1 ? -1 : path.indexOf('/', first + 1);
+    const segment = first === -1 ? '' : path.slice(first + 1, next === -1 ? path.length : next);
+    const statusClass = `${Math.floor(status / 100)}xx`;
+    const id = `${method} ${segment} ${statusClass}`;
+    let children = this.bound.get(id);
+    if (!children) {
+      const route = /^[a-z_][a-z0-9_.-]{0,30}$/i.test(segment) ? segment : 'other';
+      const labels = { method, route, status: statusClass };
+      if (this.bound.size >= ServerMetrics.MAX_BOUND) {
+        this.requests.inc(labels);
+        this.durations.observe(labels, seconds);
+        return;
+      }
+      children = { requests: this.requests.labels(labels), durations: this.durations.labels(labels) };
+      this.bound.set(id, children);
+    }
+    children.requests.inc();
+    children.durations.observe(seconds);
   }
 
   /** Serves `/metrics` on its own listener; resolves with the bound port. */

@@ -26,6 +26,10 @@ export type NormalisedPath =
  * static segment).
  */
 const ROUTER_SPECIAL = /[%?#]/g;
+const HAS_ROUTER_SPECIAL = /[%?#]/;
+
+/** A whole `.` or `..` segment (what `path.split('/')` would yield as one), without the array. */
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/;
 
 /**
  * First path segments whose segments hoard itself interprets (object keys, namespaces, mirror
@@ -47,12 +51,13 @@ export function normaliseRequestPath(raw: string): NormalisedPath {
   } catch {
     return { ok: false, message: 'bad request: invalid percent-encoding in path' };
   }
-  if (/%2f/i.test(raw) && OWN_PREFIXES.has((path.replace(/^\/+/, '').split('/')[0] ?? '').toLowerCase())) {
+  // (The cheap tests guard the costlier ones: this runs on every request.)
+  if (path !== raw && /%2f/i.test(raw) && OWN_PREFIXES.has((path.replace(/^\/+/, '').split('/')[0] ?? '').toLowerCase())) {
     return { ok: false, message: 'bad request: encoded slashes (%2F) are not allowed in /api, /admin and /git paths' };
   }
   if (path.includes('\0')) return { ok: false, message: 'bad request: NUL in path' };
-  if (path.split('/').some((segment) => segment === '.' || segment === '..')) {
+  if (DOT_SEGMENT.test(path)) {
     return { ok: false, message: 'bad request: "." and ".." path segments are not allowed' };
   }
-  return { ok: true, path, routable: path.replace(ROUTER_SPECIAL, (c) => encodeURIComponent(c)) };
+  return { ok: true, path, routable: HAS_ROUTER_SPECIAL.test(path) ? path.replace(ROUTER_SPECIAL, (c) => encodeURIComponent(c)) : path };
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import { BufferBody } from '../cache/backend.js';
 import type { Cache } from '../cache/cache.js';
 import type { ReadConditions } from '../cache/conditional.js';
 import { isCacheError } from '../cache/errors.js';
@@ -40,6 +41,13 @@ export async function sendCacheObject(cache: Cache, key: CacheKey, req: Incoming
     }
     const got = await cache.open(key, cond);
     res.writeHead(got.status, { ...got.headers, ...extraHeaders, 'accept-ranges': 'bytes' });
+    if (got.body instanceof BufferBody && got.body.readableDidRead === false) {
+      // Bytes already in memory: one write of headers plus body. A stream pipeline (listeners,
+      // an AbortController, end-of-stream bookkeeping) costs more than a small object itself.
+      // A client that went away just makes the write a no-op; the buffer holds no resources.
+      res.end(got.body.bytes);
+      return true;
+    }
     try {
       // pipeline destroys the body (closing files, cancelling remote reads) if the client goes away.
       await pipeline(got.body, res);

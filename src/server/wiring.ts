@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Cache } from '../cache/cache.js';
+import type { CacheKey } from '../cache/key.js';
 import { cacheProviders } from '../cache/registry.js';
 import type { GlobalConfig, LoadedConfig } from '../config/load.js';
 import type { ProviderSpec } from '../config/provider.js';
@@ -52,16 +53,65 @@ function splitBind(bind: string): { host: string; port: number } {
   return { host, port };
 }
 
-/** Wraps the only cache so `invalidate` is a no-op: with one tier it is the authority. */
+/**
+ * Wraps the only cache so `invalidate` is a no-op: with one tier it is the authority. A plain
+ * delegating class rather than a Proxy: the Proxy's trap ran and bound a fresh function on every
+ * method call of every request.
+ */
+class AuthoritativeCache implements Cache {
+  constructor(private readonly inner: Cache) {}
+
+  get ns(): string {
+    return this.inner.ns;
+  }
+
+  namespace(ns: string): Cache {
+    return new AuthoritativeCache(this.inner.namespace(ns));
+  }
+
+  stat(...args: Parameters<Cache['stat']>): ReturnType<Cache['stat']> {
+    return this.inner.stat(...args);
+  }
+
+  statAuthoritative(key: CacheKey): ReturnType<Cache['statAuthoritative']> {
+    return this.inner.statAuthoritative(key);
+  }
+
+  open(...args: Parameters<Cache['open']>): ReturnType<Cache['open']> {
+    return this.inner.open(...args);
+  }
+
+  create(...args: Parameters<Cache['create']>): ReturnType<Cache['create']> {
+    return this.inner.create(...args);
+  }
+
+  delete(key: CacheKey): Promise<void> {
+    return this.inner.delete(key);
+  }
+
+  async invalidate(_key: CacheKey): Promise<void> {
+    return undefined;
+  }
+
+  stats(): ReturnType<Cache['stats']> {
+    return this.inner.stats();
+  }
+
+  listNamespaces(): Promise<string[]> {
+    return this.inner.listNamespaces();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  toString(): string {
+    return String(this.inner);
+  }
+}
+
 function authoritative(cache: Cache): Cache {
-  return new Proxy(cache, {
-    get(target, prop, receiver) {
-      if (prop === 'invalidate') return async () => undefined;
-      if (prop === 'namespace') return (ns: string) => authoritative(target.namespace(ns));
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  return new AuthoritativeCache(cache);
 }
 
 /** Builds caches, metadata, routes and strategies from a loaded config and starts listening. */

@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cache } from '../../cache/cache.js';
 import { isCacheError } from '../../cache/errors.js';
-import { isValidNamespace, parseKey } from '../../cache/key.js';
+import { isValidNamespace, parseKey, type CacheKey } from '../../cache/key.js';
 import { unquoteStrongETag, type StoredHeaders } from '../../cache/headers.js';
 import { parseDuration } from '../../config/duration.js';
 import { answerAndClose } from '../../server/answer-and-close.js';
@@ -37,6 +37,26 @@ export function storableHeaders(req: IncomingMessage): StoredHeaders {
   return out;
 }
 
+/** Bound of the per-process memo tables below (cleared when full). */
+const MAX_CACHED = 1024;
+/**
+ * parseKey hashes every key that is not already 64 hex characters (SHA-256 per request); hot
+ * keys are few, so the parsed form of short ones is remembered.
+ */
+const parsedKeys = new Map<string, CacheKey>();
+
+function keyOf(params: RouteParams): CacheKey {
+  const text = params['key'] ?? '';
+  if (text.length > 256) return parseKey(text);
+  let key = parsedKeys.get(text);
+  if (key === undefined) {
+    if (parsedKeys.size >= MAX_CACHED) parsedKeys.clear();
+    key = parseKey(text);
+    parsedKeys.set(text, key);
+  }
+  return key;
+}
+
 function namespaceOf(params: RouteParams): string | undefined {
   const ns = params['ns'] ?? '';
   return isValidNamespace(ns) ? ns : undefined;
@@ -44,20 +64,29 @@ function namespaceOf(params: RouteParams): string | undefined {
 
 /** Mounts `/api/v1/*` (reference §2.8) over `cache`. */
 export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logger): void {
+  // Namespace views are stateless, so they are built once per namespace rather than per request
+  // (each build validates the name and allocates wrappers). Bounded: cleared when full.
+  const views = new Map<string, Cache>();
   const view = (params: RouteParams, res: ServerResponse): Cache | undefined => {
     const ns = namespaceOf(params);
     if (ns === undefined) {
       sendText(res, 400, 'Invalid namespace');
       return undefined;
     }
-    return cache.namespace(ns);
+    let v = views.get(ns);
+    if (!v) {
+      if (views.size >= MAX_CACHED) views.clear();
+      v = cache.namespace(ns);
+      views.set(ns, v);
+    }
+    return v;
   };
 
   routes.on(['GET', 'HEAD'], '/api/v1/object/:ns/:key', async (req, res, params) => {
     const c = view(params, res);
     if (!c) return;
     try {
-      const sent = await sendCacheObject(c, parseKey(params['key'] ?? ''), req, res);
+      const sent = await sendCacheObject(c, keyOf(params), req, res);
       if (!sent) sendText(res, 404, 'Cache object not found');
     } catch (err) {
       // The detail goes to the log, not to the caller (reference §7.4: no internal error text).
@@ -100,7 +129,7 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
       if (!res.writableFinished) onGone();
     };
     res.once('close', onResClose);
-    const writer = c.create(parseKey(params['key'] ?? ''), storableHeaders(req), { ...(ttlMs !== undefined ? { ttlMs } : {}), ...(etag !== undefined ? { etag } : {}), signal: abort.signal });
+    const writer = c.create(keyOf(params), storableHeaders(req), { ...(ttlMs !== undefined ? { ttlMs } : {}), ...(etag !== undefined ? { etag } : {}), signal: abort.signal });
     // Failures are reported through receiveBody() and finished(); this keeps a late one (the
     // abort signal destroying the writer after the client left) from being an uncaught 'error'.
     writer.on('error', () => undefined);
@@ -127,7 +156,7 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
     const c = view(params, res);
     if (!c) return;
     try {
-      await c.delete(parseKey(params['key'] ?? ''));
+      await c.delete(keyOf(params));
       res.writeHead(200, { 'content-length': 0 }).end();
     } catch (err) {
       if (isCacheError(err, 'not-found')) sendText(res, 404, 'Cache object not found');
@@ -142,7 +171,7 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
     const c = view(params, res);
     if (!c) return;
     try {
-      await c.invalidate(parseKey(params['key'] ?? ''));
+      await c.invalidate(keyOf(params));
       res.writeHead(200, { 'content-length': 0 }).end();
     } catch (err) {
       logger.error({ err }, 'invalidate failed');
