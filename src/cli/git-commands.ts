@@ -7,9 +7,15 @@ export interface GitRestoreFlags {
   bundle: boolean;
   ref?: string[];
   commit?: string[];
-  concurrency: string;
+  concurrency?: string;
   chunkMb: string;
   zstdThreads: string;
+}
+
+function positiveInteger(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`${flag} must be a whole number from 1 to 64, got ${JSON.stringify(text)}`);
+  return n;
 }
 
 /** `hoard git restore <repo-url> <dir>`: exit 0 ok, 2 when no snapshot exists, 1 on errors. */
@@ -34,7 +40,7 @@ export async function gitRestoreCommand(g: GlobalOptions, repoUrl: string, dir: 
       noBundle: !flags.bundle,
       refs,
       commits: flags.commit ?? [],
-      concurrency: Number(flags.concurrency),
+      ...(flags.concurrency === undefined ? {} : { concurrency: positiveInteger('--concurrency', flags.concurrency) }),
       chunkBytes: Number(flags.chunkMb) * 1024 * 1024,
       zstdThreads: Number(flags.zstdThreads),
       progress: (size) => progressStream('restore', size, { quiet: g.quiet ?? false }),

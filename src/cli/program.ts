@@ -135,7 +135,7 @@ gitGroup
   .option('--no-bundle', 'do not apply the delta bundle')
   .option('--ref <name=sha...>', 'make sure a ref exists (at sha when given) after restoring')
   .option('--commit <sha...>', 'make sure a commit exists after restoring')
-  .option('--concurrency <n>', 'parallel ranged downloads', '8')
+  .option('--concurrency <n>', 'parallel ranged downloads (default: 1 when the server is on this machine, else 8)')
   .option('--chunk-mb <n>', 'download chunk size in MiB', '16')
   .option('--zstd-threads <n>', 'zstd threads (0 = all cores)', '0')
   .action(async (repoUrl: string, dir: string, flags: import('./git-commands.js').GitRestoreFlags) =>
