@@ -138,6 +138,25 @@ class TieredCache implements Cache {
     await this.metadata.compareAndSet(this.ns, key, etag, recorded.version).catch(() => false);
   }
 
+  /**
+   * What tier `i` refusing a stat or open means for the probe (§3.5): `next` asks the next tier,
+   * `rejected` remembers a 412 and asks the next, `final` answers with the error. A stale copy's
+   * answer means nothing: a 304 or 416 computed from it would answer for an object that was
+   * replaced, and a current copy's 412 stands only unless a deeper tier holds the pinned version.
+   */
+  private async judgeRefusal(i: number, key: CacheKey, recorded: VersionedValue | undefined, err: unknown): Promise<'next' | 'rejected' | 'final'> {
+    if (isCacheError(err, 'not-found')) return 'next';
+    if (isCacheError(err, 'precondition-failed')) return (await this.skipStale(i, key, recorded)) ? 'next' : 'rejected';
+    if (isCacheError(err, 'not-modified')) {
+      const etag = err.headers?.['etag'];
+      if (await this.skipStale(i, key, recorded, etag)) return 'next';
+      if (i === this.last) await this.repair(key, recorded, etag);
+      return 'final';
+    }
+    if (isCacheError(err, 'range-not-satisfiable') && (await this.skipStale(i, key, recorded))) return 'next';
+    return 'final';
+  }
+
   statAuthoritative(key: CacheKey): Promise<StatResult> {
     return this.tier(this.last).statAuthoritative(key);
   }
@@ -150,18 +169,10 @@ class TieredCache implements Cache {
       try {
         result = await tier.stat(key, cond);
       } catch (err) {
-        if (isCacheError(err, 'not-found')) continue;
-        if (isCacheError(err, 'precondition-failed')) {
-          // A stale copy's answer means nothing; a current one's rejection stands unless a deeper
-          // tier holds the version the client pinned.
-          if (!(await this.skipStale(i, key, recorded))) rejected = true;
-          continue;
-        }
-        if (isCacheError(err, 'not-modified')) {
-          if (await this.skipStale(i, key, recorded, err.headers?.['etag'])) continue;
-          if (i === this.last) await this.repair(key, recorded, err.headers?.['etag']);
-        }
-        throw err;
+        const verdict = await this.judgeRefusal(i, key, recorded, err);
+        if (verdict === 'final') throw err;
+        if (verdict === 'rejected') rejected = true;
+        continue;
       }
       if (await this.skipStale(i, key, recorded, result.headers['etag'])) continue;
       if (i === this.last) await this.repair(key, recorded, result.headers['etag']);
@@ -180,18 +191,10 @@ class TieredCache implements Cache {
       try {
         result = await tier.open(key, cond);
       } catch (err) {
-        if (isCacheError(err, 'not-found')) continue;
-        if (isCacheError(err, 'precondition-failed')) {
-          if (!(await this.skipStale(i, key, recorded))) rejected = true;
-          continue;
-        }
-        // A 304 or 416 computed from a stale copy would answer for an object that was replaced.
-        if (isCacheError(err, 'not-modified')) {
-          if (await this.skipStale(i, key, recorded, err.headers?.['etag'])) continue;
-          if (i === this.last) await this.repair(key, recorded, err.headers?.['etag']);
-        }
-        if (isCacheError(err, 'range-not-satisfiable') && (await this.skipStale(i, key, recorded))) continue;
-        throw err;
+        const verdict = await this.judgeRefusal(i, key, recorded, err);
+        if (verdict === 'final') throw err;
+        if (verdict === 'rejected') rejected = true;
+        continue;
       }
       const etag = result.headers['etag'];
       // With the ETag given, this only compares (and evicts); it cannot fail.
