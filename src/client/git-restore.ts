@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pipeline as pipelineCb, Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isCacheError } from '../cache/errors.js';
+import { isLoopbackAddress } from '../util/loopback.js';
 import { runChild } from '../util/process.js';
 import { extractArchive } from './archive.js';
 import { parallelGet } from './parallel-get.js';
@@ -53,8 +54,7 @@ export function defaultConcurrency(server: string): number {
   } catch {
     return 8;
   }
-  const loopback = host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
-  return loopback ? 1 : 8;
+  return host === 'localhost' || isLoopbackAddress(host) ? 1 : 8;
 }
 
 /** Parses `https://github.com/org/repo(.git)` (or `github.com/org/repo`) into host and path. */

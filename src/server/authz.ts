@@ -1,3 +1,5 @@
+import { isLoopbackAddress } from '../util/loopback.js';
+
 /**
  * The default authorization policy: admin and object-write surfaces are reachable from loopback
  * only; everything else is open. Kept as a pure function so a policy engine can replace it.
@@ -6,13 +8,7 @@
 /** First path segments only trusted callers may use by default (cachew §7.1). */
 const PROTECTED_SEGMENTS = new Set(['api', 'admin']);
 
-/** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
-export function isLoopbackAddress(address: string | undefined): boolean {
-  if (!address) return false;
-  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
-  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4)) return true;
-  return address === '::1';
-}
+export { isLoopbackAddress };
 
 /** Decides whether a remote address counts as trusted (loopback unless a caller says otherwise). */
 export type TrustedRemote = (remoteAddress: string | undefined) => boolean;
