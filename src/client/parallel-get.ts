@@ -107,10 +107,11 @@ export async function parallelGet(url: string, opts: ParallelGetOptions): Promis
   const headers = headersOf(discovery);
   const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(headers['content-range'] ?? '');
   const etag = headers['etag'];
-  const whole = (res: IncomingMessage, size: number | undefined): ParallelGetResult => {
+  /** One plain stream, checked against `size` when known; `described` are the headers reported. */
+  const whole = (res: IncomingMessage, size: number | undefined, described: ResponseHeaders = headers): ParallelGetResult => {
     const body = size === undefined ? res : exactLength(res, size, 'download');
     body.once('close', () => agent.destroy());
-    return { status: 200, headers, size, body };
+    return { status: 200, headers: described, size, body };
   };
   if (status === 200 || !range) {
     const size = headers['content-length'] ? Number(headers['content-length']) : undefined;
@@ -130,10 +131,7 @@ export async function parallelGet(url: string, opts: ParallelGetOptions): Promis
       fail(new Error(`server answered ${res.statusCode}`));
     }
     const own = headersOf(res);
-    const size = own['content-length'] ? Number(own['content-length']) : undefined;
-    const body = size === undefined ? res : exactLength(res, size, 'download');
-    body.once('close', () => agent.destroy());
-    return { status: 200, headers: own, size, body };
+    return whole(res, own['content-length'] ? Number(own['content-length']) : undefined, own);
   }
 
   const chunks = Math.ceil(total / chunkBytes);
