@@ -91,6 +91,16 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       }
     });
 
+    const claim = router.intercepted(req);
+    if (claim) {
+      if (!isAllowed(claim.policyPath, req.socket.remoteAddress, trusted)) {
+        log.warn({ path: claim.policyPath }, 'denied by the default policy (loopback only)');
+        sendText(res, 403, 'forbidden');
+        return;
+      }
+      await runHandler(() => claim.handle(req, res));
+      return;
+    }
     if (!rawPath.startsWith('/')) {
       sendText(res, 400, 'bad request: absolute-form URLs are not supported');
       return;
@@ -116,13 +126,17 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       sendText(res, 405, 'method not allowed', { allow: match.allowed.join(', ') });
       return;
     }
-    try {
-      await match.handler(req, res, match.params, query);
-    } catch (err) {
-      const { status, message } = statusFor(err);
-      if (status >= 500) log.error({ err }, 'handler failed');
-      if (res.headersSent) res.destroy(err as Error);
-      else sendText(res, status, message);
+    await runHandler(() => match.handler(req, res, match.params, query));
+
+    async function runHandler(run: () => void | Promise<void>): Promise<void> {
+      try {
+        await run();
+      } catch (err) {
+        const { status, message } = statusFor(err);
+        if (status >= 500) log.error({ err }, 'handler failed');
+        if (res.headersSent) res.destroy(err as Error);
+        else sendText(res, status, message);
+      }
     }
   }
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import findMyWay from 'find-my-way';
-import type { RouteHandler, RouteMethod, RouteParams, RouteRegistry } from './strategy.js';
+import type { InterceptedRequest, Interceptor, RouteHandler, RouteMethod, RouteParams, RouteRegistry } from './strategy.js';
 
 const noop = () => undefined;
 
@@ -18,6 +18,20 @@ export class Router implements RouteRegistry {
   private readonly tree = findMyWay({ ignoreTrailingSlash: false, caseSensitive: true, maxParamLength: 2048 });
   /** Paths whose HEAD route was added for a GET and may be replaced by an explicit HEAD. */
   private readonly implicitHead = new Set<string>();
+  private readonly interceptors: Interceptor[] = [];
+
+  intercept(interceptor: Interceptor): void {
+    this.interceptors.push(interceptor);
+  }
+
+  /** The first interceptor's claim on `req`, in registration order. */
+  intercepted(req: IncomingMessage): InterceptedRequest | undefined {
+    for (const interceptor of this.interceptors) {
+      const claim = interceptor(req);
+      if (claim) return claim;
+    }
+    return undefined;
+  }
 
   on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts: { rawPrefix?: string } = {}): void {
     const cut = path.search(/[:*]/);

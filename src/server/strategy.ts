@@ -29,7 +29,24 @@ export interface RouteRegistry {
    * decoded form whose configured prefix is itself percent-encoded.
    */
   on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts?: { rawPrefix?: string }): void;
+  /**
+   * Registers an interceptor: it sees every request before routing (and before the check that
+   * the target is a path), and claims the ones it serves. Used where the request target or the
+   * `Host` header, not the path, selects the strategy (absolute-form proxy requests, host-based
+   * routing), so that a proxied `http://x/api/v1/...` can never reach hoard's own `/api` routes.
+   */
+  intercept(interceptor: Interceptor): void;
 }
+
+/** What an interceptor claims: the path the authorization policy judges, and the handler. */
+export interface InterceptedRequest {
+  /** Decoded path the policy judges (for a proxied URL, the target's path, as cachew does). */
+  policyPath: string;
+  handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
+}
+
+/** Looks at a request before routing; returns a claim, or undefined to let routing proceed. */
+export type Interceptor = (req: IncomingMessage) => InterceptedRequest | undefined;
 
 /** Process-wide settings every strategy may read (resolved global config). */
 export interface GlobalSettings {

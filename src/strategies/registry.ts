@@ -1,10 +1,12 @@
 import type { ProviderSpec } from '../config/provider.js';
 import type { Strategy, StrategyContext } from '../server/strategy.js';
+import { artifactoryStrategyProvider } from './artifactory/strategy.js';
 import { gitStrategyProvider } from './git/strategy.js';
 import { githubReleasesStrategyProvider } from './github-releases/strategy.js';
 import { gomodStrategyProvider } from './gomod/strategy.js';
 import { hermitStrategyProvider } from './hermit/strategy.js';
 import { hostStrategyProvider } from './host/strategy.js';
+import { proxyStrategyProvider } from './proxy/strategy.js';
 
 /** A configurable strategy: its HCL block spec and the factory the server calls at start-up. */
 export interface StrategyProvider {
@@ -22,4 +24,6 @@ export const strategyProviders: StrategyProvider[] = [
   githubReleasesStrategyProvider,
   hermitStrategyProvider,
   hostStrategyProvider,
+  artifactoryStrategyProvider,
+  proxyStrategyProvider,
 ];

@@ -46,6 +46,7 @@ export async function startGitStrategy(opts: {
       on: (_methods, _path, h) => {
         handler = h;
       },
+      intercept: () => undefined,
     },
     logger,
     global: { state: stateDir, url: 'http://127.0.0.1', blocks: { 'git-clone': opts.clone ?? {}, scheduler: opts.scheduler ?? {} } },
