@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { runChild } from '../../util/process.js';
+import { NO_REDIRECTS, explainRedirectFailure } from './upstream-redirect.js';
 
 /** Repository lifecycle (reference git §3.1). */
 export type RepoState = 'empty' | 'cloning' | 'ready';
@@ -21,6 +22,8 @@ export interface RepoSettings {
   repackTimeoutMs: number;
   repackThreads: number;
   logger: Logger;
+  /** The strategy's `allowed-hosts` check; only words the error when an upstream redirects. */
+  hostAllowed?: (host: string) => boolean;
 }
 
 /** Mirror configuration for serving (reference git §6.6). */
@@ -108,7 +111,9 @@ export class Repository {
   git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string; allowLocal?: boolean }): Promise<string> {
     // Server-side git only talks http(s) to upstreams; cloning our own mirror is the one local use.
     const env = opts.allowLocal ? { ...this.settings.gitEnv, GIT_ALLOW_PROTOCOL: `${this.settings.gitEnv['GIT_ALLOW_PROTOCOL'] ?? 'http:https'}:file` } : this.settings.gitEnv;
-    return runChild('git', args, { env, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+    return runChild('git', [...NO_REDIRECTS, ...args], { env, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}) }).catch(async (err: Error) => {
+      throw await explainRedirectFailure(err, this.upstreamURL, this.settings.hostAllowed, opts.signal);
+    });
   }
 
   /** Applies the serving configuration to a mirror directory. */
@@ -120,6 +125,8 @@ export class Repository {
 
   /** True while `clone` runs (distinguishes a queued clone from a running one). */
   cloneInProgress = false;
+  /** Why the last clone failed (cleared by a successful one), for the requests that waited on it. */
+  lastCloneFailure: string | undefined;
 
   /** Returns a Cloning repository whose job never ran to Empty. */
   reset(): void {
@@ -148,8 +155,12 @@ export class Repository {
       // Just cloned: the refs are as fresh as a ref check could make them.
       this.refCheckAt = Date.now();
       this.refCheckStale = false;
+      this.lastCloneFailure = undefined;
       this.setState('ready');
       this.settings.logger.info({ upstream: this.upstreamURL }, 'mirror ready');
+    } catch (err) {
+      this.lastCloneFailure = (err as Error).message;
+      throw err;
     } finally {
       await fs.rm(scratch, { recursive: true, force: true }).catch(() => undefined);
       this.cloneInProgress = false;

@@ -27,7 +27,7 @@ const gitSchema = z.strictObject({
   'repack-interval': duration().default(0).describe('Period of geometric repacks (0 = off).'),
   'zstd-threads': z.number().int().min(0).default(4).describe('zstd threads for snapshots (0 = all cores).'),
   'bundle-cache-ttl': duration().default(2 * 3_600_000).describe('How long delta bundles stay cached.'),
-  'allowed-hosts': z.array(z.string()).default([]).describe('Upstream hosts hoard may contact (empty = any).'),
+  'allowed-hosts': z.array(z.string()).default([]).describe('Upstream hosts hoard may contact (empty = any). hoard\'s own git follows no upstream redirect, and a forwarded request relays one only within the host it named (502 otherwise).'),
   'plain-http-hosts': z.array(z.string()).default([]).describe('Hosts (with port) reached over http:// instead of https://.'),
   'mirror-restore-retry': duration().default(30_000).describe('First retry delay of a failed background mirror restore after a cold serve (doubles up to 30m).'),
 });
@@ -112,6 +112,7 @@ class GitStrategy implements Strategy {
       repackTimeoutMs: num(clone['repack-timeout'], 10 * 60_000),
       repackThreads: num(clone['repack-threads'], 4),
       logger,
+      hostAllowed: (host) => this.hostAllowed(host),
     };
     this.scheduler = new Scheduler({ concurrency: num(schedulerBlock['concurrency'], 4), maxCloneConcurrency: num(schedulerBlock['max-clone-concurrency'], 0), logger });
     this.snapshots = new SnapshotService({
@@ -132,7 +133,7 @@ class GitStrategy implements Strategy {
     if (repo.state === 'ready') return;
     this.startClone(repo);
     await repo.waitWhileCloning(signal);
-    if ((repo.state as string) !== 'ready') throw new Error(`mirror of ${repo.upstreamURL} could not be cloned`);
+    if ((repo.state as string) !== 'ready') throw new Error(`mirror of ${repo.upstreamURL} could not be cloned${repo.lastCloneFailure ? `: ${repo.lastCloneFailure}` : ''}`);
   }
 
   /** Periodic snapshot jobs for a Ready repository (only when snapshot-interval > 0). */

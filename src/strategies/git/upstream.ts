@@ -50,9 +50,32 @@ export function requestUpstream(opts: {
 }
 
 /**
+ * Judges an upstream redirect before it is relayed: one within the host the request named is
+ * relayed with its Location made absolute (a relative one would otherwise resolve against
+ * hoard's own URL), one to any other host is refused — node:http follows nothing itself, but a
+ * relayed cross-host Location would send the client there, out of `allowed-hosts` and out of
+ * reach of every check hoard makes. `undefined` when the response is no redirect.
+ */
+function relayableRedirect(url: URL, upstream: IncomingMessage): { location: string } | { refused: string } | undefined {
+  const status = upstream.statusCode ?? 0;
+  const location = upstream.headers.location;
+  if (status < 300 || status > 399 || location === undefined) return undefined;
+  let target: URL;
+  try {
+    target = new URL(location, url);
+  } catch {
+    return { refused: `upstream ${url.host} redirected to an invalid URL` };
+  }
+  if ((target.protocol !== 'http:' && target.protocol !== 'https:') || target.host !== url.host) {
+    return { refused: `upstream ${url.host} redirected to ${target.host || target.protocol}, which is not ${url.host}: hoard relays no redirect to another host` };
+  }
+  return { location: target.href };
+}
+
+/**
  * Reverse-proxies the client's request to `url`, streaming both ways. The caller's own
  * Authorization passes through (it is theirs); hoard never adds its own credentials here.
- * Upstream failures answer 502 when nothing was sent yet.
+ * Upstream failures answer 502 when nothing was sent yet, and so does a redirect to another host.
  */
 export async function forwardToUpstream(req: IncomingMessage, res: ServerResponse, url: URL, body?: Buffer): Promise<void> {
   const abort = new AbortController();
@@ -68,7 +91,16 @@ export async function forwardToUpstream(req: IncomingMessage, res: ServerRespons
   }
   try {
     const upstream = await requestUpstream({ url, method: req.method ?? 'GET', headers, body: body ?? (req.method === 'GET' || req.method === 'HEAD' ? undefined : req), signal: abort.signal, timeoutMs: 10 * 60_000 });
-    res.writeHead(upstream.statusCode ?? 502, relayableHeaders(upstream.headers));
+    const relayed = relayableHeaders(upstream.headers);
+    const redirect = relayableRedirect(url, upstream);
+    if (redirect && 'refused' in redirect) {
+      upstream.resume();
+      const message = `bad gateway: ${redirect.refused}\n`;
+      res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(message) }).end(message);
+      return;
+    }
+    if (redirect) relayed['location'] = redirect.location;
+    res.writeHead(upstream.statusCode ?? 502, relayed);
     await pipeline(upstream, res);
   } catch (err) {
     if (!res.headersSent) {

@@ -3,12 +3,20 @@ import { z } from 'zod';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { HttpError, fetchFollowingRedirects, serveCached } from '../shared/caching-handler.js';
+import { hostAllowList, hostEntry } from '../shared/host-allow-list.js';
+
+/** Where GitHub serves release downloads from (github.com and the API answer with a redirect to one of these). */
+const GITHUB_RELEASE_STORAGE_HOSTS = ['release-assets.githubusercontent.com', 'objects.githubusercontent.com', 'github-releases.githubusercontent.com'];
 
 const schema = z.strictObject({
   token: z.string().optional().describe('GitHub token used for private release assets.'),
   'private-orgs': z.array(z.string()).describe('Organisations whose releases are private (required; may be []).'),
   'api-url': z.string().default('https://api.github.com').describe('GitHub API base URL (hoard addition, for GitHub Enterprise and tests).'),
   'download-url': z.string().default('https://github.com').describe('Base URL of public release downloads (hoard addition).'),
+  'redirect-hosts': z
+    .array(hostEntry)
+    .default(GITHUB_RELEASE_STORAGE_HOSTS)
+    .describe('Hosts (host[:port]) release downloads may be redirected to, besides the api-url and download-url hosts (default: GitHub\'s release storage hosts). A redirect anywhere else answers 502; the token is never sent to a redirect target on another host.'),
 });
 
 const SEGMENT = /^[A-Za-z0-9_.-]+$/;
@@ -19,6 +27,15 @@ export const githubReleasesStrategyProvider: StrategyProvider = {
   create(ctx: StrategyContext<z.output<typeof schema>>) {
     const cfg = ctx.config;
     if (cfg['private-orgs'].length && !cfg.token) ctx.logger.warn('github-releases: private-orgs set but no token; private assets will fail');
+    const baseHost = (name: 'api-url' | 'download-url') => {
+      try {
+        return new URL(cfg[name]).host;
+      } catch {
+        throw new Error(`strategy github-releases: ${name} is not a URL: ${JSON.stringify(cfg[name])}`);
+      }
+    };
+    // Checked on every hop, the first too: the asset URL comes from the API's answer.
+    const allowedHosts = hostAllowList([baseHost('api-url'), baseHost('download-url'), ...cfg['redirect-hosts']], 'redirect-hosts of strategy github-releases');
     const parse = (req: IncomingMessage) => {
       const path = (req.url ?? '').split('?')[0] ?? '';
       const m = /^\/github\.com\/([^/]+)\/([^/]+)\/releases\/download\/(.+)$/.exec(path);
@@ -29,6 +46,7 @@ export const githubReleasesStrategyProvider: StrategyProvider = {
       return { org, repo, tag: decodeURIComponent(rest.slice(0, cut)), asset: decodeURIComponent(rest.slice(cut + 1)), rest };
     };
     const route = {
+      allowedHosts,
       key: (req: IncomingMessage) => {
         const p = parse(req);
         return `https://github.com/${p.org}/${p.repo}/releases/download/${p.rest}`;
@@ -38,7 +56,7 @@ export const githubReleasesStrategyProvider: StrategyProvider = {
         if (!cfg['private-orgs'].includes(p.org)) return { url: new URL(`${cfg['download-url']}/${p.org}/${p.repo}/releases/download/${p.rest}`) };
         const auth: Record<string, string> = cfg.token ? { authorization: `Bearer ${cfg.token}` } : {};
         const api = new URL(`${cfg['api-url']}/repos/${p.org}/${p.repo}/releases/tags/${encodeURIComponent(p.tag)}`);
-        const res = await fetchFollowingRedirects(api, { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'hoard', ...auth }, AbortSignal.timeout(60_000));
+        const res = await fetchFollowingRedirects(api, { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'hoard', ...auth }, AbortSignal.timeout(60_000), allowedHosts);
         const chunks: Buffer[] = [];
         let size = 0;
         for await (const c of res) {

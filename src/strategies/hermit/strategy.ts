@@ -5,6 +5,7 @@ import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { HttpError, serveCached } from '../shared/caching-handler.js';
 import { forwardToUpstream } from '../git/upstream.js';
+import { ANY_HOST } from '../shared/host-allow-list.js';
 
 const schema = z.strictObject({
   'github-base-url': z.string().default('${HOARD_URL}/github.com').describe('Where GitHub release downloads are fetched (default: this server\'s github-releases strategy).'),
@@ -24,7 +25,10 @@ export const hermitStrategyProvider: StrategyProvider = {
       if (!m || !HOST.test(m[1] ?? '') || (m[2] ?? '').split('/').includes('..')) throw new HttpError(400, 'expected /hermit/{host}/{path}');
       return new URL(`https://${m[1]}/${m[2]}`);
     };
+    // Hermit fetches from whatever host the client names (its packages live everywhere), so a
+    // redirect can reach no host a request could not name directly: no list to check against.
     const direct = {
+      allowedHosts: ANY_HOST,
       key: (req: IncomingMessage) => upstreamOf(req).toString(),
       upstream: (req: IncomingMessage) => ({ url: upstreamOf(req) }),
       ttlMs: (req: IncomingMessage) => (/\/hermit-[^/]+-[^/]+\.gz$/.test((req.url ?? '').split('?')[0] ?? '') ? cfg['binary-ttl'] : 0),
@@ -34,6 +38,7 @@ export const hermitStrategyProvider: StrategyProvider = {
       const base = cfg['github-base-url'].replace(/\/+$/, '');
       const loopsBack = base === `${ctx.global.url}/github.com`;
       const githubRoute = {
+        allowedHosts: ANY_HOST,
         key: (req: IncomingMessage) => `https://github.com/${(req.url ?? '').slice('/hermit/github.com/'.length)}`,
         upstream: (req: IncomingMessage) => ({ url: new URL(`${base}/${(req.url ?? '').slice('/hermit/github.com/'.length)}`) }),
       };

@@ -2,9 +2,14 @@ import { z } from 'zod';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { serveCached } from '../shared/caching-handler.js';
+import { hostAllowList, hostEntry } from '../shared/host-allow-list.js';
 
 const hostSchema = z.strictObject({
   headers: z.record(z.string(), z.string()).default({}).describe('Static headers sent on every upstream request (e.g. Authorization for a registry).'),
+  'redirect-hosts': z
+    .array(hostEntry)
+    .default([])
+    .describe('Hosts (host[:port]) besides the target host that upstream redirects may lead to, e.g. pkg-containers.githubusercontent.com for ghcr.io blobs. A redirect to any other host answers 502; Authorization and cookies never follow a redirect to another host.'),
 });
 
 /** `strategy host "<target URL>" {}`: caches any GET under `/<target host>/...`. */
@@ -25,6 +30,8 @@ export const hostStrategyProvider: StrategyProvider = {
       return new URL(`${target.protocol}//${target.host}${basePath}${rest}`);
     };
     const route = {
+      // Every hop is checked, so an allowed target cannot bounce hoard to a host nobody configured.
+      allowedHosts: hostAllowList([target.host, ...ctx.config['redirect-hosts']], `redirect-hosts of strategy host "${ctx.label ?? ''}"`),
       key: (req: { url?: string }) => upstreamOf(req.url ?? '').toString(),
       upstream: (req: { url?: string }) => ({ url: upstreamOf(req.url ?? ''), headers: ctx.config.headers }),
     };

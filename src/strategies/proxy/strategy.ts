@@ -4,6 +4,7 @@ import { sendText } from '../../server/router.js';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { serveCached, type CachingRoute } from '../shared/caching-handler.js';
+import { ANY_HOST, hostAllowList } from '../shared/host-allow-list.js';
 
 const schema = z.strictObject({
   'allowed-hosts': z.array(z.string()).default([]).describe('Target hosts (host or host:port) the proxy may fetch from; empty = any host (hoard addition).'),
@@ -30,6 +31,8 @@ export const proxyStrategyProvider: StrategyProvider = {
     const targets = new WeakMap<IncomingMessage, URL>();
     const target = (req: IncomingMessage) => targets.get(req) as URL;
     const route: CachingRoute = {
+      // Redirects answer to the same list as the targets themselves.
+      allowedHosts: allowed.size ? hostAllowList(allowed, 'allowed-hosts of strategy proxy') : ANY_HOST,
       key: (req) => target(req).toString(),
       upstream: (req) => ({ url: target(req) }),
     };

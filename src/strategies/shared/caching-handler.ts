@@ -8,6 +8,7 @@ import type { CacheKey } from '../../cache/key.js';
 import { sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import { relayableHeaders, requestUpstream } from '../git/upstream.js';
+import { hostAllowed, hostAllowList, type HostAllowList } from './host-allow-list.js';
 
 /** An error that carries the HTTP status to answer with. */
 export class HttpError extends Error {
@@ -33,6 +34,8 @@ export interface CachingRoute {
   upstream(req: IncomingMessage): Promise<UpstreamRequest> | UpstreamRequest;
   /** TTL in ms for this object (0 = backend maximum). */
   ttlMs?(req: IncomingMessage): number;
+  /** Hosts the fetch may reach, first request and every redirect (default: the upstream URL's host only). */
+  allowedHosts?: HostAllowList;
 }
 
 /** Client headers worth forwarding to a third-party upstream. Credentials and cookies are not. */
@@ -50,10 +53,14 @@ export function variantKey(id: string, req: IncomingMessage): CacheKey {
 }
 
 /**
- * Fetches with redirects followed by hand, so an `Authorization` meant for one host is never
- * sent to the host it redirects to (GitHub release assets redirect to signed storage URLs).
+ * Fetches with redirects followed by hand, so every hop (the first one too) must pass `allowed`
+ * — an allowed upstream cannot send hoard to a host nobody configured — and an `Authorization`
+ * or cookie meant for one host is never sent to the host it redirects to (GitHub release assets
+ * redirect to signed storage URLs). A refused hop is an HttpError 502 naming the refused host,
+ * and the refused host is never contacted.
  */
-export async function fetchFollowingRedirects(url: URL, headers: Record<string, string>, signal: AbortSignal, method = 'GET'): Promise<IncomingMessage> {
+export async function fetchFollowingRedirects(url: URL, headers: Record<string, string>, signal: AbortSignal, allowed: HostAllowList, method = 'GET'): Promise<IncomingMessage> {
+  if (!hostAllowed(allowed, url)) throw new HttpError(502, `refusing to fetch from ${url.host}, which is not in ${allowed.setting}`);
   let current = url;
   let sendHeaders = { ...headers };
   for (let hop = 0; ; hop++) {
@@ -62,8 +69,16 @@ export async function fetchFollowingRedirects(url: URL, headers: Record<string, 
     if (!location || ![301, 302, 303, 307, 308].includes(res.statusCode ?? 0)) return res;
     res.resume();
     if (hop >= MAX_REDIRECTS) throw new HttpError(502, `too many redirects from ${url.host}`);
-    const next = new URL(location, current);
-    if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new HttpError(502, `refusing redirect to ${next.protocol}`);
+    let next: URL;
+    try {
+      next = new URL(location, current);
+    } catch {
+      throw new HttpError(502, `upstream ${current.host} redirected to an invalid URL`);
+    }
+    if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new HttpError(502, `upstream ${current.host} redirected to a ${next.protocol} URL; refused`);
+    // A downgrade would expose the rest of the exchange (and any signed URL) on the wire.
+    if (current.protocol === 'https:' && next.protocol === 'http:') throw new HttpError(502, `upstream ${current.host} redirected from https to plain http (${next.host}); refused`);
+    if (!hostAllowed(allowed, next)) throw new HttpError(502, `upstream ${current.host} redirected to ${next.host}, which is not in ${allowed.setting}`);
     if (next.host !== current.host) {
       sendHeaders = Object.fromEntries(Object.entries(sendHeaders).filter(([k]) => k.toLowerCase() !== 'authorization' && k.toLowerCase() !== 'cookie'));
     }
@@ -101,7 +116,7 @@ export async function serveCached(route: CachingRoute, cache: Cache, logger: Log
   Object.assign(headers, upstream.headers);
   let response: IncomingMessage;
   try {
-    response = await fetchFollowingRedirects(upstream.url, headers, abort.signal);
+    response = await fetchFollowingRedirects(upstream.url, headers, abort.signal, route.allowedHosts ?? hostAllowList([upstream.url.host], `the allowed hosts (only ${upstream.url.host} itself)`));
   } catch (err) {
     res.off('close', onClose);
     if (err instanceof HttpError) return sendText(res, err.status, err.message);
