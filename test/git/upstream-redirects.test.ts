@@ -7,7 +7,9 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import pino from 'pino';
+import { Repository } from '../../src/strategies/git/repository.js';
+import { git, startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
 const execFileAsync = promisify(execFile);
@@ -99,4 +101,35 @@ describe('git upstream redirects', () => {
     assert.equal(res.status, 301);
     assert.equal(res.headers.get('location'), `http://${redirectorHost}/moved/repo.git/info/refs`);
   });
+
+  test('a ready mirror whose upstream starts redirecting: fetch fails naming the target, the ref check counts as fresh, the target sees nothing', async () => {
+    // The mirror is made from the repository's files directly, then pointed at the redirecting upstream.
+    const mirrors = path.join(work, 'mirrors');
+    const dir = path.join(mirrors, redirectorHost, 'org', 'repo.git');
+    git(['clone', '-q', '--mirror', path.join(target.root, 'repos', 'org', 'repo.git'), dir]);
+    const upstreamURL = `http://${redirectorHost}/org/repo.git`;
+    git(['config', 'remote.origin.url', upstreamURL], dir);
+    const repo = new Repository(upstreamURL, dir, {
+      mirrorRoot: mirrors,
+      scratchRoot: path.join(mirrors, '.scratch'),
+      gitEnv: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_ALLOW_PROTOCOL: 'http:https' },
+      cloneTimeoutMs: 60_000,
+      fetchTimeoutMs: 60_000,
+      lsRemoteTimeoutMs: 30_000,
+      refCheckIntervalMs: 0,
+      packThreads: 1,
+      repackTimeoutMs: 60_000,
+      repackThreads: 1,
+      logger: pino({ level: 'silent' }),
+      hostAllowed: (host) => host === redirectorHost,
+    }, 'ready');
+    await assert.rejects(repo.fetch(), re(`upstream ${redirectorHost} redirected to ${target.hostPort}, which is not in allowed-hosts`));
+    assert.equal(await repo.refsStale(), false);
+    assert.deepEqual(target.requests, []);
+  });
 });
+
+/** A RegExp matching `text` literally. */
+function re(text: string): RegExp {
+  return new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+}
