@@ -74,16 +74,23 @@ function relayableRedirect(url: URL, upstream: IncomingMessage): { location: str
 
 /**
  * Reverse-proxies the client's request to `url`, streaming both ways. The caller's own
- * Authorization passes through (it is theirs); hoard never adds its own credentials here.
- * Upstream failures answer 502 when nothing was sent yet, and so does a redirect to another host.
+ * Authorization passes through (it is theirs, for a git host) unless `callerCredentials` is
+ * false: a third-party upstream (a public module proxy) then gets no Authorization or Cookie and
+ * sets no cookies. hoard never adds its own credentials here. Upstream failures answer 502 when
+ * nothing was sent yet, and so does a redirect to another host.
  */
-export async function forwardToUpstream(req: IncomingMessage, res: ServerResponse, url: URL, body?: Buffer): Promise<void> {
+export async function forwardToUpstream(req: IncomingMessage, res: ServerResponse, url: URL, body?: Buffer, opts: { callerCredentials?: boolean } = {}): Promise<void> {
   const abort = new AbortController();
   const onClose = () => {
     if (!res.writableFinished) abort.abort();
   };
   res.once('close', onClose);
   const headers = forwardableHeaders(req.headers);
+  const thirdParty = opts.callerCredentials === false;
+  if (thirdParty) {
+    delete headers['authorization'];
+    delete headers['cookie'];
+  }
   headers['host'] = url.host;
   if (body) {
     headers['content-length'] = String(body.length);
@@ -92,6 +99,7 @@ export async function forwardToUpstream(req: IncomingMessage, res: ServerRespons
   try {
     const upstream = await requestUpstream({ url, method: req.method ?? 'GET', headers, body: body ?? (req.method === 'GET' || req.method === 'HEAD' ? undefined : req), signal: abort.signal, timeoutMs: 10 * 60_000 });
     const relayed = relayableHeaders(upstream.headers);
+    if (thirdParty) delete relayed['set-cookie'];
     const redirect = relayableRedirect(url, upstream);
     if (redirect && 'refused' in redirect) {
       upstream.resume();
