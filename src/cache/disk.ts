@@ -80,6 +80,15 @@ async function readSmall(fd: number, length: number, position: number): Promise<
   }
 }
 
+/**
+ * Deletes what an interrupted write left (a temp body, an unreferenced revision, a broken
+ * sidecar). Start-up never fails on it: the debris is unreachable (nothing is indexed from it),
+ * and a file that cannot be deleted now is tried again at the next start.
+ */
+async function removeDebris(file: string): Promise<void> {
+  await fs.rm(file, { force: true, recursive: true }).catch(() => undefined);
+}
+
 /** Large objects stream in 1 MiB reads; small ones must not allocate a 1 MiB buffer per request. */
 function chunkFor(bytes: number): number {
   return Math.max(16 * 1024, Math.min(READ_CHUNK, bytes));
@@ -146,12 +155,12 @@ class DiskBackend implements Backend {
         this.index.set(`${ns}/${key}`, { ns, key, rev: sidecar.rev, size: sidecar.size, expiresAt: sidecar.expiresAt, lastAccess: mtimeMs, headers: sidecar.headers, touchedAt: mtimeMs });
         this.total += sidecar.size;
       } catch {
-        await fs.rm(sidecarPath, { force: true });
+        await removeDebris(sidecarPath);
       }
     }
     for (const name of names) {
       if (name.endsWith('.json') && !name.startsWith(TEMP_PREFIX)) continue;
-      if (!referenced.has(name)) await fs.rm(path.join(dir, name), { force: true, recursive: true });
+      if (!referenced.has(name)) await removeDebris(path.join(dir, name));
     }
   }
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
 
 /** How a child must be run: every child gets its own process group and a deadline. */
 export interface ChildOptions {
@@ -74,6 +75,105 @@ function track(child: ChildProcess): void {
 }
 
 /**
+ * The parent-death watchdog. The exit hook above never runs when this process is killed with
+ * SIGKILL (or crashes in native code), and children in their own process groups then run on:
+ * a `git clone` or `tar | zstd` keeps writing into scratch space the next start wants to reuse.
+ * So one small helper process holds the read end of a pipe whose only write end is ours (Node
+ * opens pipes close-on-exec, so no child inherits it). Whatever way we die, the kernel closes
+ * that end, the helper reads EOF and SIGKILLs what we left: every process group we registered
+ * (`+pgid` / `-pgid` lines, kept current so a reused pgid is never hit), and on Linux every
+ * process whose environment carries our marker. The marker is inherited by grandchildren
+ * (git's index-pack and pack-objects, zstd under tar) and is set before the child's first
+ * instruction, so it also covers a child that had not yet been registered when we died.
+ * The helper lives in its own process group and ignores terminal signals, so a Ctrl-C that
+ * reaches our group cannot kill it before it has done its job.
+ */
+const WATCHDOG_SOURCE = `
+const fs = require('fs');
+const marker = process.argv[1];
+const groups = new Set();
+for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGPIPE']) process.on(s, () => {});
+let pending = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (text) => {
+  const lines = (pending + text).split('\\n');
+  pending = lines.pop();
+  for (const line of lines) {
+    const group = Number(line.slice(1));
+    if (!Number.isInteger(group) || group <= 1) continue;
+    if (line[0] === '+') groups.add(group);
+    else groups.delete(group);
+  }
+});
+function kill(target) {
+  try { process.kill(target, 'SIGKILL'); return true; } catch { return false; }
+}
+function reap() {
+  for (let pass = 0; pass < 10; pass++) {
+    let found = 0;
+    for (const group of groups) if (kill(-group)) found++;
+    groups.clear();
+    let pids = [];
+    try { pids = fs.readdirSync('/proc').filter((name) => /^[0-9]+$/.test(name)); } catch {}
+    for (const name of pids) {
+      const pid = Number(name);
+      if (pid === process.pid) continue;
+      let environ;
+      try { environ = fs.readFileSync('/proc/' + name + '/environ', 'latin1'); } catch { continue; }
+      if (!environ.split('\\0').includes(marker)) continue;
+      kill(-pid);
+      if (kill(pid)) found++;
+    }
+    if (found === 0) break;
+  }
+  process.exit(0);
+}
+process.stdin.on('end', reap);
+process.stdin.on('error', reap);
+`;
+
+/** Environment variable that marks every child (and its descendants) as ours; see the watchdog. */
+export const LIFELINE_ENV = 'HOARD_LIFELINE';
+const lifelineMarker = `${process.pid}-${randomBytes(8).toString('hex')}`;
+let watchdog: ChildProcess | undefined;
+
+/** Starts the watchdog on first use; a dead one is replaced on the next spawn. */
+function watchdogPipe(): Writable | undefined {
+  if (watchdog?.stdin?.writable) return watchdog.stdin;
+  try {
+    const helper = spawn(process.execPath, ['-e', WATCHDOG_SOURCE, `${LIFELINE_ENV}=${lifelineMarker}`], {
+      // Without NODE_OPTIONS (a test runner's --import hooks) and without the marker itself.
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+      detached: true,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    helper.once('error', () => undefined);
+    helper.once('exit', () => {
+      if (watchdog === helper) watchdog = undefined;
+    });
+    helper.stdin?.on('error', () => undefined);
+    // Neither the helper nor its pipe may keep this process alive.
+    helper.unref();
+    (helper.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    watchdog = helper;
+    return helper.stdin ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Tells the watchdog to kill `pgid` should we die (`+`), or that the group is gone (`-`). */
+function registerGroup(sign: '+' | '-', pgid: number): void {
+  const pipe = sign === '+' ? watchdogPipe() : watchdog?.stdin;
+  if (pipe?.writable) pipe.write(`${sign}${pgid}\n`);
+}
+
+/** The watchdog's pid (tests check that it is running and that it reaps). */
+export function watchdogPid(): number | undefined {
+  return watchdog?.pid;
+}
+
+/**
  * Spawns `command` in its own process group (`detached`), with a deadline and an abort signal
  * that both kill the whole group, so grandchildren (git's pack-objects, ssh helpers) die too.
  */
@@ -81,12 +181,17 @@ export function startChild(command: string, args: string[], opts: ChildOptions):
   const limit = opts.stderrLimit ?? 8192;
   const spawnOpts: SpawnOptions = {
     cwd: opts.cwd,
-    env: opts.env ?? process.env,
+    env: { ...(opts.env ?? process.env), [LIFELINE_ENV]: lifelineMarker },
     detached: true,
     stdio: [opts.stdin ?? 'ignore', opts.stdout ?? 'pipe', 'pipe'],
   };
   const child = spawn(command, args, spawnOpts);
   track(child);
+  const pgid = child.pid;
+  if (pgid !== undefined) {
+    registerGroup('+', pgid);
+    child.once('close', () => registerGroup('-', pgid));
+  }
   let stderrTail = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderrTail = (stderrTail + chunk.toString()).slice(-limit);

@@ -19,6 +19,7 @@ import type { Cache } from '../../cache/cache.js';
 import type { MetadataStore } from '../../metadata/store.js';
 import { isLsRefsRequest } from './upload-pack-request.js';
 import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstream.js';
+import { discardInBackground } from '../../util/discard.js';
 
 const gitSchema = z.strictObject({
   'snapshot-interval': duration().default(0).describe('Period of snapshot generation (0 = off; on-demand serving still works).'),
@@ -236,8 +237,10 @@ class GitStrategy implements Strategy {
   async start(): Promise<void> {
     await fs.mkdir(path.dirname(this.settings.gitEnv['GIT_CONFIG_GLOBAL'] as string), { recursive: true });
     await fs.writeFile(this.settings.gitEnv['GIT_CONFIG_GLOBAL'] as string, '# hoard-controlled git config for server-side git\n');
-    await fs.rm(this.settings.scratchRoot, { recursive: true, force: true });
-    await fs.rm(this.spoolRoot, { recursive: true, force: true });
+    // Leftovers of a previous run are moved aside, never deleted in place: a killed run's
+    // children may still be writing there, and start-up must not wait for or fail on them.
+    await discardInBackground(this.settings.scratchRoot, this.logger);
+    await discardInBackground(this.spoolRoot, this.logger);
     await fs.mkdir(this.settings.mirrorRoot, { recursive: true });
     const found = await this.discover(this.settings.mirrorRoot, []);
     this.logger.info({ mirrors: found.length }, 'discovered mirrors');
