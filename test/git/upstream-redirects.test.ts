@@ -20,6 +20,12 @@ let target: GitUpstream;
 let redirector: http.Server;
 let redirectorHost: string;
 const redirectorHits: string[] = [];
+// A GitLab-like front (allowed): a repository URL without `.git` redirects, on the same host, to
+// the one with it; `.git` URLs are served from `behind`, a real git upstream.
+let behind: GitUpstream;
+let front: http.Server;
+let frontHost: string;
+const frontHits: string[] = [];
 let hoard: TestServer;
 const logs: Array<Record<string, unknown>> = [];
 let work: string;
@@ -36,14 +42,34 @@ before(async () => {
   });
   await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
   redirectorHost = `127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+  behind = await startGitUpstream();
+  await behind.createRepo('org/lab.git');
+  front = http.createServer((req, res) => {
+    const url = req.url ?? '';
+    frontHits.push(`${req.method} ${url}`);
+    const [pathname = '', query] = url.split('?');
+    if (!pathname.includes('.git/')) {
+      req.resume();
+      if (!pathname.endsWith('/info/refs')) return res.writeHead(404, { 'content-length': '0' }).end();
+      return res.writeHead(302, { location: `${pathname.replace(/\/info\/refs$/, '.git/info/refs')}${query ? `?${query}` : ''}`, 'content-length': '0' }).end();
+    }
+    const upstream = http.request(`${behind.url}${url}`, { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  frontHost = `127.0.0.1:${(front.address() as AddressInfo).port}`;
   hoard = await startTestServer({
     logs,
     hcl: `cache disk {}
 metadata memory {}
 metrics { port = 0 }
 strategy git {
-  allowed-hosts = ["${redirectorHost}"]
-  plain-http-hosts = ["${redirectorHost}", "${target.hostPort}"]
+  allowed-hosts = ["${redirectorHost}", "${frontHost}"]
+  plain-http-hosts = ["${redirectorHost}", "${target.hostPort}", "${frontHost}"]
 }
 `,
   });
@@ -55,13 +81,16 @@ after(async () => {
   redirector.closeAllConnections();
   await new Promise((resolve) => redirector.close(resolve));
   await target.close();
+  front.closeAllConnections();
+  await new Promise((resolve) => front.close(resolve));
+  await behind.close();
   await fs.rm(work, { recursive: true, force: true });
 });
 
-/** Polls until the background clone has run its course; returns what the server logged about it. */
-async function cloneOutcome(): Promise<Record<string, unknown>> {
+/** Polls until the background clone of `upstream` has run its course; returns what the server logged about it. */
+async function cloneOutcome(upstream: string): Promise<Record<string, unknown>> {
   for (;;) {
-    const entry = logs.find((l) => l['msg'] === 'clone failed' || l['msg'] === 'mirror ready');
+    const entry = logs.find((l) => l['upstream'] === upstream && (l['msg'] === 'clone failed' || l['msg'] === 'mirror ready'));
     if (entry) return entry;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -80,7 +109,7 @@ describe('git upstream redirects', () => {
     // git shows a text/plain error body to the user as "remote: ...".
     assert.match(stderr, new RegExp(`redirected to ${target.hostPort.replace(/\./g, '\\.')}`));
 
-    const logged = await cloneOutcome();
+    const logged = await cloneOutcome(`http://${redirectorHost}/org/repo`);
     assert.equal(logged['msg'], 'clone failed');
     assert.match(JSON.stringify(logged['err']), new RegExp(`upstream ${redirectorHost} redirected to ${target.hostPort}, which is not in allowed-hosts`.replace(/\./g, '\\.')));
     assert.ok(redirectorHits.some((h) => h.includes('/org/repo.git/info/refs')), 'hoard did ask the allowed upstream');
@@ -126,6 +155,18 @@ describe('git upstream redirects', () => {
     await assert.rejects(repo.fetch(), re(`upstream ${redirectorHost} redirected to ${target.hostPort}, which is not in allowed-hosts`));
     assert.equal(await repo.refsStale(), false);
     assert.deepEqual(target.requests, []);
+  });
+
+  test('a redirect within an allowed host (GitLab adding .git) is followed by hoard itself, hop checked: the mirror comes from the new URL and serves the next clone', async () => {
+    const url = `${hoard.url}/git/${frontHost}/org/lab`;
+    await execFileAsync('git', ['clone', '-q', url, path.join(work, 'lab-1')], { env: gitClientEnv });
+    const outcome = await cloneOutcome(`http://${frontHost}/org/lab`);
+    assert.equal(outcome['msg'], 'mirror ready', JSON.stringify(outcome));
+    const posts = () => frontHits.filter((h) => h.startsWith('POST')).length;
+    const postsBefore = posts();
+    await execFileAsync('git', ['clone', '-q', url, path.join(work, 'lab-2')], { env: gitClientEnv });
+    assert.equal(posts(), postsBefore, 'the second clone was served from the mirror');
+    assert.equal(git(['rev-parse', 'HEAD'], path.join(work, 'lab-2')), git(['rev-parse', 'HEAD'], path.join(behind.root, 'repos', 'org', 'lab.git')));
   });
 });
 

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { runChild } from '../../util/process.js';
-import { NO_REDIRECTS, explainRedirectFailure } from './upstream-redirect.js';
+import { GIT_REDIRECT_ERROR, NO_REDIRECTS, UpstreamMovedError, resolveUpstreamRedirect } from './upstream-redirect.js';
 
 /** Repository lifecycle (reference git §3.1). */
 export type RepoState = 'empty' | 'cloning' | 'ready';
@@ -22,7 +22,7 @@ export interface RepoSettings {
   repackTimeoutMs: number;
   repackThreads: number;
   logger: Logger;
-  /** The strategy's `allowed-hosts` check; only words the error when an upstream redirects. */
+  /** The strategy's `allowed-hosts` check, which every hop of an upstream redirect must pass (absent: its own host only). */
   hostAllowed?: (host: string) => boolean;
 }
 
@@ -74,6 +74,7 @@ export class Repository {
     initial: RepoState,
   ) {
     this.state = initial;
+    this.remoteURL = upstreamURL;
   }
 
   private setState(state: RepoState): void {
@@ -112,8 +113,30 @@ export class Repository {
     // Server-side git only talks http(s) to upstreams; cloning our own mirror is the one local use.
     const env = opts.allowLocal ? { ...this.settings.gitEnv, GIT_ALLOW_PROTOCOL: `${this.settings.gitEnv['GIT_ALLOW_PROTOCOL'] ?? 'http:https'}:file` } : this.settings.gitEnv;
     return runChild('git', [...NO_REDIRECTS, ...args], { env, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}) }).catch(async (err: Error) => {
-      throw await explainRedirectFailure(err, this.upstreamURL, this.settings.hostAllowed, opts.signal);
+      if (!GIT_REDIRECT_ERROR.test(err.message)) throw err;
+      // git met a redirect it must not follow: hoard follows it itself, hop by hop, and either
+      // refuses (naming the host) or records where the repository lives now for a second try.
+      const outcome = await resolveUpstreamRedirect(this.remoteURL, this.settings.hostAllowed, opts.signal);
+      if (!outcome) throw new Error(`upstream ${new URL(this.remoteURL).host} answered a redirect hoard could not follow: ${err.message}`, { cause: err });
+      if ('refused' in outcome) throw new Error(outcome.refused, { cause: err });
+      this.settings.logger.info({ upstream: this.upstreamURL, movedTo: outcome.url }, 'upstream redirects; using its new URL');
+      this.remoteURL = outcome.url;
+      throw new UpstreamMovedError(outcome.url, { cause: err });
     });
+  }
+
+  /**
+   * Runs an upstream command, and once more when it met a redirect hoard accepted (GitLab's
+   * `.git` suffix, a renamed GitHub repository), first pointing `mirror`'s origin at the new URL.
+   */
+  private async atUpstream<T>(run: () => Promise<T>, mirror?: string, signal?: AbortSignal): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      if (!(err instanceof UpstreamMovedError)) throw err;
+      if (mirror) await this.git(['-C', mirror, 'config', 'remote.origin.url', this.remoteURL], { timeoutMs: 30_000, signal });
+      return run();
+    }
   }
 
   /** Applies the serving configuration to a mirror directory. */
@@ -122,6 +145,12 @@ export class Repository {
       await this.git(['-C', dir, 'config', key, value], { timeoutMs: 30_000 });
     }
   }
+
+  /**
+   * Where upstream git commands go: `upstreamURL` (the mirror's identity, what clients name)
+   * until the upstream redirected and hoard accepted every hop, then the final URL.
+   */
+  private remoteURL: string;
 
   /** True while `clone` runs (distinguishes a queued clone from a running one). */
   cloneInProgress = false;
@@ -170,7 +199,7 @@ export class Repository {
 
   /** A full mirror clone from upstream into `target`. */
   async cloneFromUpstream(target: string, signal: AbortSignal): Promise<void> {
-    await this.git(['clone', '--mirror', '-c', 'http.postBuffer=524288000', '--', this.upstreamURL, target], { timeoutMs: this.settings.cloneTimeoutMs, signal });
+    await this.atUpstream(() => this.git(['clone', '--mirror', '-c', 'http.postBuffer=524288000', '--', this.remoteURL, target], { timeoutMs: this.settings.cloneTimeoutMs, signal }));
   }
 
   /**
@@ -178,10 +207,10 @@ export class Repository {
    * verified against upstream (and up to date) before it can become Ready.
    */
   async freshenRestored(target: string, signal: AbortSignal): Promise<void> {
-    await this.git(['-C', target, 'config', 'remote.origin.url', this.upstreamURL], { timeoutMs: 30_000, signal });
+    await this.git(['-C', target, 'config', 'remote.origin.url', this.remoteURL], { timeoutMs: 30_000, signal });
     await this.git(['-C', target, 'config', 'remote.origin.mirror', 'true'], { timeoutMs: 30_000, signal });
     await this.git(['-C', target, 'config', '--replace-all', 'remote.origin.fetch', '+refs/*:refs/*'], { timeoutMs: 30_000, signal });
-    await this.git(['-C', target, '-c', 'http.postBuffer=524288000', 'fetch', '--prune', '--quiet', 'origin'], { timeoutMs: this.settings.cloneTimeoutMs, signal });
+    await this.atUpstream(() => this.git(['-C', target, '-c', 'http.postBuffer=524288000', 'fetch', '--prune', '--quiet', 'origin'], { timeoutMs: this.settings.cloneTimeoutMs, signal }), target, signal);
   }
 
   /**
@@ -203,10 +232,10 @@ export class Repository {
       await running.catch(() => undefined);
     }
     const speed = opts.lenient ? [] : ['-c', 'http.lowSpeedLimit=1000', '-c', 'http.lowSpeedTime=60'];
-    const run = this.git(['-C', this.mirrorDir, '-c', 'http.postBuffer=524288000', ...speed, 'fetch', '--prune', '--prune-tags', '--quiet', 'origin'], {
+    const run = this.atUpstream(() => this.git(['-C', this.mirrorDir, '-c', 'http.postBuffer=524288000', ...speed, 'fetch', '--prune', '--prune-tags', '--quiet', 'origin'], {
       timeoutMs: opts.lenient ? this.settings.cloneTimeoutMs : this.settings.fetchTimeoutMs,
       signal: opts.signal,
-    }).finally(() => this.refsChanged()).then(() => {
+    }), this.mirrorDir, opts.signal).finally(() => this.refsChanged()).then(() => {
       this.lastFetch = Date.now();
       this.refCheckAt = Date.now();
       this.refCheckStale = false;
@@ -246,7 +275,7 @@ export class Repository {
     this.refCheckAt = now;
     try {
       const [remote, local] = await Promise.all([
-        this.git(['ls-remote', '--heads', '--', this.upstreamURL], { timeoutMs: this.settings.lsRemoteTimeoutMs }),
+        this.atUpstream(() => this.git(['ls-remote', '--heads', '--', this.remoteURL], { timeoutMs: this.settings.lsRemoteTimeoutMs })),
         this.git(['-C', this.mirrorDir, 'for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads/'], { timeoutMs: 30_000 }),
       ]);
       const localRefs = new Map(local.split('\n').filter(Boolean).map((line) => [line.split(' ')[1], line.split(' ')[0]]));

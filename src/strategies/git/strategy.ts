@@ -28,7 +28,7 @@ const gitSchema = z.strictObject({
   'repack-interval': duration().default(0).describe('Period of geometric repacks (0 = off).'),
   'zstd-threads': z.number().int().min(0).default(4).describe('zstd threads for snapshots (0 = all cores).'),
   'bundle-cache-ttl': duration().default(2 * 3_600_000).describe('How long delta bundles stay cached.'),
-  'allowed-hosts': z.array(z.string()).default([]).describe('Upstream hosts hoard may contact (empty = any). hoard\'s own git follows no upstream redirect, and a forwarded request relays one only within the host it named (502 otherwise).'),
+  'allowed-hosts': z.array(z.string()).default([]).describe('Upstream hosts hoard may contact (empty = any). Every hop of an upstream redirect hoard follows must pass it too; a forwarded request relays a redirect only within the host it named (502 otherwise).'),
   'plain-http-hosts': z.array(z.string()).default([]).describe('Hosts (with port) reached over http:// instead of https://.'),
   'mirror-restore-retry': duration().default(30_000).describe('First retry delay of a failed background mirror restore after a cold serve (doubles up to 30m).'),
 });
