@@ -1,6 +1,6 @@
 import { gitRestore, NoSnapshotError } from '../client/git-restore.js';
 import { progressStream } from '../client/progress.js';
-import { EXIT_MISS, type GlobalOptions } from './options.js';
+import { EXIT_MISS, statusLine, type GlobalOptions } from './options.js';
 
 /** Options of `hoard git restore`. */
 export interface GitRestoreFlags {
@@ -9,6 +9,9 @@ export interface GitRestoreFlags {
   commit?: string[];
   concurrency?: string;
   chunkMb: string;
+  /** cachew's spellings of --concurrency and --chunk-mb. */
+  downloadConcurrency?: string;
+  downloadChunkSizeMb?: string;
   zstdThreads: string;
 }
 
@@ -27,10 +30,14 @@ export async function gitRestoreCommand(g: GlobalOptions, repoUrl: string, dir: 
     const sha = at === -1 ? '' : pair.slice(at + 1);
     refs[name.startsWith('refs/') ? name : `refs/heads/${name}`] = sha;
   }
+  if (flags.concurrency !== undefined && flags.downloadConcurrency !== undefined) throw new Error('use either --concurrency or --download-concurrency, not both');
+  const concurrency = flags.concurrency ?? flags.downloadConcurrency;
+  const concurrencyFlag = flags.concurrency !== undefined ? '--concurrency' : '--download-concurrency';
+  const chunkFlag = flags.downloadChunkSizeMb !== undefined ? '--download-chunk-size-mb' : '--chunk-mb';
+  const chunkMb = Number(flags.downloadChunkSizeMb ?? flags.chunkMb);
+  if (!Number.isInteger(chunkMb) || chunkMb < 1 || chunkMb > 1024) throw new Error(`${chunkFlag} must be a whole number of MiB from 1 to 1024, got ${JSON.stringify(flags.downloadChunkSizeMb ?? flags.chunkMb)}`);
   const started = Date.now();
-  const say = (line: string) => {
-    if (!g.quiet) process.stderr.write(`${line}\n`);
-  };
+  const say = (line: string) => statusLine(g, line);
   try {
     const result = await gitRestore({
       server: g.url,
@@ -40,8 +47,8 @@ export async function gitRestoreCommand(g: GlobalOptions, repoUrl: string, dir: 
       noBundle: !flags.bundle,
       refs,
       commits: flags.commit ?? [],
-      ...(flags.concurrency === undefined ? {} : { concurrency: positiveInteger('--concurrency', flags.concurrency) }),
-      chunkBytes: Number(flags.chunkMb) * 1024 * 1024,
+      ...(concurrency === undefined ? {} : { concurrency: positiveInteger(concurrencyFlag, concurrency) }),
+      chunkBytes: chunkMb * 1024 * 1024,
       zstdThreads: Number(flags.zstdThreads),
       progress: (size) => progressStream('restore', size, { quiet: g.quiet ?? false }),
       log: say,

@@ -7,14 +7,15 @@ import { createArchive, extractArchive } from '../client/archive.js';
 import { hashFiles, keyPrefix } from '../client/hash-files.js';
 import { ObjectClient } from '../client/object-client.js';
 import { progressStream } from '../client/progress.js';
-import { EXIT_MISS, type GlobalOptions } from './options.js';
+import { headerLines } from './headers.js';
+import { EXIT_MISS, debugLine, statusLine, type GlobalOptions } from './options.js';
 
 function clientFor(g: GlobalOptions): ObjectClient {
-  return new ObjectClient({ url: g.url, authorization: g.authorization });
+  return new ObjectClient({ url: g.url, authorization: g.authorization, onResponse: (method, url, status, ms) => debugLine(g, `${method} ${url} -> ${status} (${ms} ms)`) });
 }
 
 function printHeaders(headers: Record<string, string>): void {
-  for (const [name, value] of Object.entries(headers).sort()) process.stderr.write(`${name}: ${value}\n`);
+  process.stderr.write(headerLines(headers));
 }
 
 /** How `save`/`restore` name their key: `--key K`, or `-H/--hash-files GLOB` (repeatable). */
@@ -34,10 +35,7 @@ async function resolveKey(g: GlobalOptions, opts: KeyFlags, cwd: string): Promis
   return `${keyPrefix(g)}${base}`;
 }
 
-/** Status lines (`Saved: …`) go to stderr like cachew's; --quiet silences them with the bars. */
-function say(g: GlobalOptions, line: string): void {
-  if (!g.quiet) process.stderr.write(`${line}\n`);
-}
+const say = statusLine;
 
 /**
  * A pass-through whose end waits for `done`: the upload's body must not end (and the server must
@@ -119,7 +117,7 @@ export async function putCommand(g: GlobalOptions, ns: string, key: string, file
 export async function statCommand(g: GlobalOptions, ns: string, key: string): Promise<void> {
   try {
     const st = await clientFor(g).stat(ns, `${keyPrefix(g)}${key}`);
-    for (const [name, value] of Object.entries(st.headers).sort()) process.stdout.write(`${name}: ${value}\n`);
+    process.stdout.write(headerLines(st.headers));
   } catch (err) {
     if (isCacheError(err, 'not-found')) {
       process.stderr.write(`hoard: Cache miss: ${ns}/${key}\n`);

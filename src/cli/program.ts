@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import type { GlobalOptions } from './options.js';
+import { applyEnvDefaults } from './env-flags.js';
 import { packageVersion } from './version.js';
 
 
@@ -8,28 +9,19 @@ function fail(err: unknown): never {
   process.exit(1);
 }
 
-/**
- * A global option's default from the environment: HOARD_* first, then cachew's CACHEW_* (so
- * existing CI set-ups keep working). Empty values count as unset, as a shell's `X= cmd` means.
- */
-function fromEnv(...names: string[]): string | undefined {
-  for (const name of names) {
-    const value = process.env[name];
-    if (value) return value;
-  }
-  return undefined;
-}
-
 const program = new Command('hoard')
   .description('Tiered caching proxy for git, Go modules, release assets and build artifacts, and its client.')
   .version(`hoard ${packageVersion()}`, '-v, --version', 'print the version')
-  .addOption(new Option('--url <url>', 'hoard server URL (env HOARD_URL, then CACHEW_URL)').default(fromEnv('HOARD_URL', 'CACHEW_URL') ?? 'http://127.0.0.1:8080'))
-  // The second argument is what --help shows instead of the value: a credential must not be printed.
-  .addOption(new Option('--authorization <value>', 'Authorization header sent to the server').default(fromEnv('HOARD_AUTHORIZATION', 'CACHEW_AUTHORIZATION'), 'env HOARD_AUTHORIZATION, then CACHEW_AUTHORIZATION'))
+  .addOption(new Option('--url <url>', 'hoard server URL (default http://127.0.0.1:8080)').default('http://127.0.0.1:8080'))
+  .addOption(new Option('--authorization <value>', 'Authorization header sent to the server'))
   .option('--platform', 'prefix keys with the OS and architecture as Go names them (linux-amd64-)')
   .addOption(new Option('--daily', 'prefix keys with the local date (YYYY-MM-DD-, before any platform)').conflicts('hourly'))
   .addOption(new Option('--hourly', 'prefix keys with the local date and hour (YYYY-MM-DD-HH-)').conflicts('daily'))
   .option('-q, --quiet', 'no progress bars or status lines')
+  .addOption(new Option('--log-level <level>', 'client log level: debug adds a line per HTTP request; warn or error hide status lines').choices(['debug', 'info', 'warn', 'error']).default('info'))
+  .option('--log-json', 'status and debug lines as JSON objects')
+  .option('--log-remap <spec>', "cachew's log attribute remapping; hoard's client logs no attributes, so it has no effect (warned)")
+  .option('--log-headers <spec>', "cachew's request-header log attributes; no effect in hoard's client (warned)")
   .showHelpAfterError()
   .addHelpText(
     'after',
@@ -137,9 +129,23 @@ gitGroup
   .option('--commit <sha...>', 'make sure a commit exists after restoring')
   .option('--concurrency <n>', 'parallel ranged downloads (default: 1 when the server is on this machine, else 8)')
   .option('--chunk-mb <n>', 'download chunk size in MiB', '16')
+  .option('--download-concurrency <n>', "cachew's name for --concurrency")
+  .option('--download-chunk-size-mb <n>', "cachew's name for --chunk-mb")
   .option('--zstd-threads <n>', 'zstd threads (0 = all cores)', '0')
   .action(async (repoUrl: string, dir: string, flags: import('./git-commands.js').GitRestoreFlags) =>
     (await import('./git-commands.js')).gitRestoreCommand(program.opts<GlobalOptions>(), repoUrl, dir, flags).catch(fail),
   );
 
+// Every flag also comes from HOARD_<FLAG>, then CACHEW_<FLAG> (cachew's env mapping).
+try {
+  applyEnvDefaults(program, process.env);
+} catch (err) {
+  fail(err);
+}
+program.hook('preAction', () => {
+  const g = program.opts<GlobalOptions>();
+  for (const [flag, value] of [['--log-remap', g.logRemap], ['--log-headers', g.logHeaders]] as const) {
+    if (value !== undefined) process.stderr.write(`hoard: warning: ${flag} has no effect in hoard's client (it writes no structured request logs); accepted for cachew compatibility\n`);
+  }
+});
 await program.parseAsync(process.argv);

@@ -54,6 +54,8 @@ export interface ObjectClientOptions {
   url: string;
   /** Sent as `Authorization` on every request when set. */
   authorization?: string | undefined;
+  /** Called after each response head arrives (the CLI's debug log). */
+  onResponse?: (method: string, url: string, status: number, ms: number) => void;
 }
 
 /** Conditional and range options of a read. */
@@ -90,8 +92,11 @@ export class ObjectClient {
   }
 
   private async request(url: string, init: RequestInit): Promise<Response> {
+    const started = Date.now();
     try {
-      return await fetch(url, init);
+      const res = await fetch(url, init);
+      this.opts.onResponse?.(init.method ?? 'GET', url, res.status, Date.now() - started);
+      return res;
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;

@@ -51,7 +51,7 @@ describe('hoard client CLI', () => {
     const got = await hoard(['get', 'cli', 'greeting']);
     assert.equal(got.code, 0, got.stderr);
     assert.equal(got.stdout, 'hello\n');
-    assert.match(got.stderr, /x-owner: ci/);
+    assert.match(got.stderr, /^X-Owner: ci$/m);
     const file = path.join(work, 'report.txt');
     await fs.writeFile(file, 'file body');
     assert.equal((await hoard(['put', 'cli', 'file', file])).code, 0);
@@ -59,8 +59,8 @@ describe('hoard client CLI', () => {
     assert.equal((await hoard(['get', 'cli', 'file', '-o', out])).code, 0);
     assert.equal(await fs.readFile(out, 'utf8'), 'file body');
     const stat = await hoard(['stat', 'cli', 'file']);
-    assert.match(stat.stdout, /content-disposition: attachment; filename="report.txt"/);
-    assert.match(stat.stdout, /content-length: 9/);
+    assert.match(stat.stdout, /^Content-Disposition: attachment; filename="report.txt"$/m);
+    assert.match(stat.stdout, /^Content-Length: 9$/m);
     assert.match((await hoard(['namespaces'])).stdout, /^cli$/m);
     assert.equal((await hoard(['delete', 'cli', 'file'])).code, 0);
     const miss = await hoard(['get', 'cli', 'file']);
@@ -128,13 +128,13 @@ describe('hoard client CLI: headers, archives and status lines', () => {
       assert.equal(put.code, 0, put.stderr);
       const stat = await hoard(['stat', 'types', spelling]);
       assert.equal(stat.code, 0, stat.stderr);
-      assert.match(stat.stdout, /^content-type: text\/plain$/m, spelling);
+      assert.match(stat.stdout, /^Content-Type: text\/plain$/m, spelling);
     }
     assert.equal((await hoard(['put', 'types', 'plain'], 'x')).code, 0);
-    assert.match((await hoard(['stat', 'types', 'plain'])).stdout, /^content-type: application\/octet-stream$/m);
+    assert.match((await hoard(['stat', 'types', 'plain'])).stdout, /^Content-Type: application\/octet-stream$/m);
     // A caller ETag header never overrides the one hoard derives (same as cachew's client).
     assert.equal((await hoard(['put', 'types', 'etag', '-H', 'ETag="mine"'], 'x')).code, 0);
-    assert.doesNotMatch((await hoard(['stat', 'types', 'etag'])).stdout, /^etag: "mine"$/m);
+    assert.doesNotMatch((await hoard(['stat', 'types', 'etag'])).stdout, /^Etag: "mine"$/m);
   });
 
   test('save sends Content-Type and Content-Disposition, prints Saved:/Restored:, --hash-files works', async () => {
@@ -150,8 +150,8 @@ describe('hoard client CLI: headers, archives and status lines', () => {
     const saved = /^Saved: arch\/([0-9a-f]{64})$/m.exec(save.stderr);
     assert.ok(saved, save.stderr);
     const stat = await hoard(['stat', 'arch', saved[1]!]);
-    assert.match(stat.stdout, /^content-type: application\/zstd$/m);
-    assert.match(stat.stdout, /^content-disposition: attachment; filename="project\.tar\.zst"$/m);
+    assert.match(stat.stdout, /^Content-Type: application\/zstd$/m);
+    assert.match(stat.stdout, /^Content-Disposition: attachment; filename="project\.tar\.zst"$/m);
 
     // -H and --hash-files name the same key.
     const dest = path.join(work, 'project-restored');
@@ -347,5 +347,79 @@ describe('object client', () => {
     assert.equal(keyPrefix({ daily: true }, when), '2026-01-02-');
     assert.equal(keyPrefix({ hourly: true }, when), '2026-01-02-03-');
     assert.equal(keyPrefix({ platform: true, daily: true }, when, 'linux-amd64'), '2026-01-02-linux-amd64-');
+  });
+});
+
+describe("hoard client CLI: cachew's environment variables and flags", () => {
+  test('every flag reads HOARD_<FLAG>, then CACHEW_<FLAG>; the command line wins', async () => {
+    const env = { CACHEW_URL: srv.url };
+    // CACHEW_PLATFORM (a boolean) prefixes the key just as --platform does.
+    assert.equal((await hoardWith(['put', 'envflags', 'pk'], { input: 'platformed', env: { ...env, CACHEW_PLATFORM: 'true' } })).code, 0);
+    assert.equal((await hoardWith(['--platform', 'get', 'envflags', 'pk'], { env })).stdout, 'platformed');
+    assert.equal((await hoardWith(['get', 'envflags', 'pk'], { env })).code, 2, 'without the prefix the key is different');
+    // CACHEW_OUTPUT supplies get's --output; HOARD_OUTPUT wins over it; -o wins over both.
+    const a = path.join(work, 'env-a.txt');
+    const b = path.join(work, 'env-b.txt');
+    const c = path.join(work, 'env-c.txt');
+    assert.equal((await hoardWith(['put', 'envflags', 'o'], { input: 'out', env })).code, 0);
+    assert.equal((await hoardWith(['get', 'envflags', 'o'], { env: { ...env, CACHEW_OUTPUT: a } })).code, 0);
+    assert.equal(await fs.readFile(a, 'utf8'), 'out');
+    assert.equal((await hoardWith(['get', 'envflags', 'o'], { env: { ...env, CACHEW_OUTPUT: a, HOARD_OUTPUT: b } })).code, 0);
+    assert.equal(await fs.readFile(b, 'utf8'), 'out');
+    assert.equal((await hoardWith(['get', 'envflags', 'o', '-o', c], { env: { ...env, CACHEW_OUTPUT: a, HOARD_OUTPUT: b } })).code, 0);
+    assert.equal(await fs.readFile(c, 'utf8'), 'out');
+    // CACHEW_KEY supplies save/restore's --key.
+    const dir = path.join(work, 'envkey');
+    await fs.mkdir(dir, { recursive: true });
+    await fs.writeFile(path.join(dir, 'f.txt'), 'keyed');
+    assert.equal((await hoardWith(['save', 'envflags', dir, 'f.txt'], { env: { ...env, CACHEW_KEY: 'from-env' } })).code, 0);
+    const restored = path.join(work, 'envkey-restored');
+    const restore = await hoardWith(['restore', 'envflags', restored, '--key', 'from-env'], { env });
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.equal(await fs.readFile(path.join(restored, 'f.txt'), 'utf8'), 'keyed');
+  });
+
+  test('bad environment values are errors naming the variable', async () => {
+    const badBool = await hoardWith(['namespaces'], { env: { CACHEW_URL: srv.url, CACHEW_PLATFORM: 'maybe' } });
+    assert.equal(badBool.code, 1);
+    assert.match(badBool.stderr, /^hoard: CACHEW_PLATFORM must be true or false/m);
+    const badChoice = await hoardWith(['namespaces'], { env: { CACHEW_URL: srv.url, CACHEW_LOG_LEVEL: 'verbose' } });
+    assert.equal(badChoice.code, 1);
+    assert.match(badChoice.stderr, /CACHEW_LOG_LEVEL must be one of debug, info, warn, error/);
+  });
+
+  test('--log-level debug adds request lines, warn hides status lines, --log-json writes JSON, remap/headers warn', async () => {
+    const dir = path.join(work, 'loglevels');
+    await fs.mkdir(dir, { recursive: true });
+    await fs.writeFile(path.join(dir, 'x'), 'x');
+    const debug = await hoard(['--log-level', 'debug', 'save', 'logs', dir, '--key', 'k']);
+    assert.equal(debug.code, 0, debug.stderr);
+    assert.match(debug.stderr, /^POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/object\/logs\/[0-9a-f]{64} -> 200 \(\d+ ms\)$/m);
+    assert.match(debug.stderr, /^Saved: /m);
+    const warn = await hoardWith(['save', 'logs', dir, '--key', 'k'], { env: { CACHEW_URL: srv.url, CACHEW_LOG_LEVEL: 'warn' } });
+    assert.equal(warn.code, 0);
+    assert.doesNotMatch(warn.stderr, /Saved:/);
+    const json = await hoard(['--log-json', 'save', 'logs', dir, '--key', 'k']);
+    const line = json.stderr.split('\n').find((l) => l.includes('Saved:'));
+    assert.ok(line, json.stderr);
+    const parsed = JSON.parse(line) as { level: string; msg: string };
+    assert.equal(parsed.level, 'info');
+    assert.match(parsed.msg, /^Saved: /);
+    const remap = await hoard(['--log-remap', 'msg=message', 'namespaces']);
+    assert.equal(remap.code, 0);
+    assert.match(remap.stderr, /warning: --log-remap has no effect in hoard's client/);
+  });
+
+  test("git restore takes cachew's --download-concurrency and --download-chunk-size-mb, validated", async () => {
+    const bad = await hoard(['git', 'restore', 'https://github.com/org/repo', path.join(work, 'gr'), '--download-concurrency', '0']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--download-concurrency must be a whole number from 1 to 64/);
+    const badChunk = await hoard(['git', 'restore', 'https://github.com/org/repo', path.join(work, 'gr'), '--download-chunk-size-mb', 'lots']);
+    assert.match(badChunk.stderr, /--download-chunk-size-mb must be a whole number of MiB/);
+    const both = await hoard(['git', 'restore', 'https://github.com/org/repo', path.join(work, 'gr'), '--concurrency', '2', '--download-concurrency', '3']);
+    assert.match(both.stderr, /either --concurrency or --download-concurrency/);
+    // Accepted and used: the server has no snapshot for it, which is the documented exit 2.
+    const ok = await hoardWith(['git', 'restore', 'https://github.com/org/repo', path.join(work, 'gr'), '--download-chunk-size-mb', '4'], { env: { CACHEW_URL: srv.url, CACHEW_DOWNLOAD_CONCURRENCY: '2' } });
+    assert.equal(ok.code, 2, ok.stderr);
   });
 });
