@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { runChild } from '../../util/process.js';
 import { GIT_REDIRECT_ERROR, NO_REDIRECTS, UpstreamMovedError, resolveUpstreamRedirect } from './upstream-redirect.js';
+import { advertisementDifferences, parseForEachRef, parseLsRemote, parseRefspecs } from './advertisement.js';
 
 /** Repository lifecycle (reference git §3.1). */
 export type RepoState = 'empty' | 'cloning' | 'ready';
@@ -24,7 +25,17 @@ export interface RepoSettings {
   logger: Logger;
   /** The strategy's `allowed-hosts` check, which every hop of an upstream redirect must pass (absent: its own host only). */
   hostAllowed?: (host: string) => boolean;
+  /**
+   * Runs a job on the repository's fetch queue of the scheduler (worker caps, abort and drain on
+   * shutdown). Absent (tests that build a Repository alone): the job runs at once.
+   */
+  runFetchJob?: (upstreamURL: string, id: string, job: (signal: AbortSignal) => Promise<void>) => Promise<void>;
 }
+
+/** Largest ref listing read from upstream or the mirror (a busy forge repository has 100k+ pull refs). */
+const MAX_LISTING_BYTES = 256 << 20;
+/** A symref target hoard will write into a mirror's HEAD: a branch with an ordinary name. */
+const BRANCH_REF = /^refs\/heads\/[^\0-\x20\x7f~^:?*[\\]+$/;
 
 /** Mirror configuration for serving (reference git §6.6). */
 export function mirrorConfig(packThreads: number): Array<[string, string]> {
@@ -62,6 +73,11 @@ export class Repository {
   private backgroundFetch: Promise<void> | undefined;
   private refCheckAt = 0;
   private refCheckStale = false;
+  /** Where upstream's HEAD pointed at the last ref check, and the mirror's then; undefined = unknown. */
+  private upstreamHead: string | undefined;
+  private mirrorHead: string | undefined;
+  /** Refreshes asked for (a push, a webhook) and not yet done: ref listings wait for them. */
+  private readonly refreshes = new Set<Promise<void>>();
   /** Bumped whenever a clone or fetch may have moved refs; memoised reads of refs check it. */
   private refsVersion = 0;
   private headMemo: { version: number; value: Promise<string> } | undefined;
@@ -109,10 +125,10 @@ export class Repository {
     });
   }
 
-  git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string; allowLocal?: boolean }): Promise<string> {
+  git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string; allowLocal?: boolean; maxBytes?: number }): Promise<string> {
     // Server-side git only talks http(s) to upstreams; cloning our own mirror is the one local use.
     const env = opts.allowLocal ? { ...this.settings.gitEnv, GIT_ALLOW_PROTOCOL: `${this.settings.gitEnv['GIT_ALLOW_PROTOCOL'] ?? 'http:https'}:file` } : this.settings.gitEnv;
-    return runChild('git', [...NO_REDIRECTS, ...args], { env, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}) }).catch(async (err: Error) => {
+    return runChild('git', [...NO_REDIRECTS, ...args], { env, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.maxBytes ? { maxBytes: opts.maxBytes } : {}) }).catch(async (err: Error) => {
       if (!GIT_REDIRECT_ERROR.test(err.message)) throw err;
       // git met a redirect it must not follow: hoard follows it itself, hop by hop, and either
       // refuses (naming the host) or records where the repository lives now for a second try.
@@ -185,6 +201,9 @@ export class Repository {
       this.refCheckAt = Date.now();
       this.refCheckStale = false;
       this.lastCloneFailure = undefined;
+      // What an earlier mirror's ref check saw no longer applies (HEAD is upstream's as cloned).
+      this.upstreamHead = undefined;
+      this.mirrorHead = undefined;
       this.setState('ready');
       this.settings.logger.info({ upstream: this.upstreamURL }, 'mirror ready');
     } catch (err) {
@@ -235,7 +254,10 @@ export class Repository {
     const run = this.atUpstream(() => this.git(['-C', this.mirrorDir, '-c', 'http.postBuffer=524288000', ...speed, 'fetch', '--prune', '--prune-tags', '--quiet', 'origin'], {
       timeoutMs: opts.lenient ? this.settings.cloneTimeoutMs : this.settings.fetchTimeoutMs,
       signal: opts.signal,
-    }), this.mirrorDir, opts.signal).finally(() => this.refsChanged()).then(() => {
+    }), this.mirrorDir, opts.signal)
+      .then(() => this.followUpstreamHead(opts.signal))
+      .finally(() => this.refsChanged())
+      .then(() => {
       this.lastFetch = Date.now();
       this.refCheckAt = Date.now();
       this.refCheckStale = false;
@@ -263,29 +285,34 @@ export class Repository {
   }
 
   /**
-   * True when upstream's branches differ from the mirror's. Rate-limited to one check per
+   * True when upstream's advertisement differs from the mirror: any ref the mirror's fetch
+   * refspecs map (heads, tags, and every other namespace a `clone --mirror` copies) new, moved or
+   * deleted, or HEAD pointing elsewhere (the rule: advertisement.ts). The repository's one
+   * freshness check, for ref listings and snapshots alike. Rate-limited to one check per
    * ref-check-interval (the timestamp is taken before the check so concurrent requests do not
-   * stampede); a failed ls-remote counts as fresh. While a background fetch is pending the refs
-   * are known to be behind, so no ls-remote runs until it lands.
+   * stampede; they get the last verdict); a failed ls-remote counts as fresh. While a background
+   * fetch or a refresh is pending the refs are known to be behind, so no ls-remote runs until it lands.
    */
   async refsStale(): Promise<boolean> {
-    if (this.backgroundFetch) return true;
+    if (this.backgroundFetch || this.refreshes.size > 0) return true;
     const now = Date.now();
     if (now - this.refCheckAt < this.settings.refCheckIntervalMs) return this.refCheckStale;
     this.refCheckAt = now;
     try {
-      const [remote, local] = await Promise.all([
-        this.atUpstream(() => this.git(['ls-remote', '--heads', '--', this.remoteURL], { timeoutMs: this.settings.lsRemoteTimeoutMs })),
-        this.git(['-C', this.mirrorDir, 'for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads/'], { timeoutMs: 30_000 }),
+      const local = { timeoutMs: 30_000, maxBytes: MAX_LISTING_BYTES };
+      const [remote, refs, head, refspecs] = await Promise.all([
+        this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL], { timeoutMs: this.settings.lsRemoteTimeoutMs, maxBytes: MAX_LISTING_BYTES })),
+        this.git(['-C', this.mirrorDir, 'for-each-ref', '--format=%(objectname) %(refname)'], local),
+        // Exit 1 = detached HEAD: no symref to compare.
+        this.git(['-C', this.mirrorDir, 'symbolic-ref', '-q', 'HEAD'], local).catch(() => ''),
+        this.git(['-C', this.mirrorDir, 'config', '--get-all', 'remote.origin.fetch'], local).catch(() => ''),
       ]);
-      const localRefs = new Map(local.split('\n').filter(Boolean).map((line) => [line.split(' ')[1], line.split(' ')[0]]));
-      const stale = remote
-        .split('\n')
-        .filter(Boolean)
-        .some((line) => {
-          const [sha, ref] = line.split('\t');
-          return ref?.startsWith('refs/heads/') && !ref.endsWith('^{}') && localRefs.get(ref) !== sha;
-        });
+      const upstream = parseLsRemote(remote);
+      this.upstreamHead = upstream.head;
+      this.mirrorHead = head.trim() || undefined;
+      const differences = advertisementDifferences(upstream, { refs: parseForEachRef(refs), head: this.mirrorHead }, parseRefspecs(refspecs));
+      const stale = differences.length > 0;
+      if (stale) this.settings.logger.info({ upstream: this.upstreamURL, differences }, 'mirror refs behind upstream');
       this.refCheckStale = stale;
       if (stale) this.refCheckAt = 0;
       return stale;
@@ -295,6 +322,72 @@ export class Repository {
       this.refCheckAt = 0;
       return false;
     }
+  }
+
+  /**
+   * Brings the mirror up to upstream now, for callers that know upstream changed (a push that
+   * went through hoard, a webhook): from this call on, ref listings wait for it (`awaitRefreshes`)
+   * instead of advertising the mirror's old refs. Once `after` settles (a forwarded push has
+   * completed upstream) a verified fetch runs on the repository's fetch queue; a repository
+   * being cloned is refreshed when its clone ends, an Empty one needs nothing. Rejects when the
+   * fetch failed (the next ref listing then runs a real ref check).
+   */
+  refresh(opts: { reason: string; after?: Promise<unknown> }): Promise<void> {
+    const run = (async () => {
+      await opts.after?.catch(() => undefined);
+      if (this.state === 'cloning') await this.waitWhileCloning();
+      if (this.state !== 'ready') return;
+      this.settings.logger.info({ upstream: this.upstreamURL, reason: opts.reason }, 'refreshing mirror');
+      // Verified: a fetch that started before the push landed upstream cannot stand in for this one.
+      const job = (signal: AbortSignal) => this.fetch({ signal, verified: true });
+      await (this.settings.runFetchJob ? this.settings.runFetchJob(this.upstreamURL, 'refresh', job) : job(new AbortController().signal));
+    })();
+    this.refreshes.add(run);
+    run
+      .catch((err: Error) => {
+        this.settings.logger.warn({ err: err.message, upstream: this.upstreamURL, reason: opts.reason }, 'mirror refresh failed');
+        this.refCheckAt = 0;
+      })
+      .finally(() => this.refreshes.delete(run));
+    return run;
+  }
+
+  /**
+   * Waits, at most `timeoutMs`, for the refreshes pending now. True when there were none or all
+   * succeeded; false when one failed or the wait ran out (the caller answers from upstream then).
+   */
+  async awaitRefreshes(timeoutMs: number): Promise<boolean> {
+    if (this.refreshes.size === 0) return true;
+    const all = Promise.all([...this.refreshes]).then(
+      () => true,
+      () => false,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    try {
+      return await Promise.race([all, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * `git fetch` never moves a mirror's HEAD, so a change of upstream's default branch would never
+   * reach clones: point HEAD where upstream's pointed at the last ref check, once that branch is here.
+   */
+  private async followUpstreamHead(signal: AbortSignal | undefined): Promise<void> {
+    const target = this.upstreamHead;
+    if (target === undefined || target === this.mirrorHead) return;
+    // The name comes from upstream: only an ordinary branch the mirror now holds becomes HEAD.
+    if (!BRANCH_REF.test(target)) return;
+    const exists = await this.git(['-C', this.mirrorDir, 'rev-parse', '--verify', '-q', `${target}^{commit}`], { timeoutMs: 30_000, signal }).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) return;
+    await this.git(['-C', this.mirrorDir, 'symbolic-ref', 'HEAD', target], { timeoutMs: 30_000, signal });
+    this.settings.logger.info({ upstream: this.upstreamURL, from: this.mirrorHead, to: target }, 'mirror HEAD follows upstream');
+    this.mirrorHead = target;
   }
 
   /**

@@ -108,15 +108,6 @@ interface ColdActivity {
   waiters: Set<() => void>;
 }
 
-/** Upstream freshness as seen from the warm snapshot path of one repository. */
-interface Freshness {
-  checkedAt: number;
-  /** The ref check in flight; resolves true when upstream is ahead of the mirror. */
-  checking?: Promise<boolean> | undefined;
-  /** The catch-up fetch started because upstream was ahead. */
-  catchingUp?: Promise<void> | undefined;
-}
-
 /** How an extraction or verification of a mirror snapshot failed. */
 type RestoreFailure = { corrupt: boolean; reason: string };
 
@@ -142,7 +133,6 @@ export class SnapshotService {
   private readonly coldReads = new Map<string, Spool>();
   /** Every cold serve (spooled or direct) per repository, so a mirror restore can wait for them. */
   private readonly coldActivity = new Map<string, ColdActivity>();
-  private readonly freshness = new Map<string, Freshness>();
 
   constructor(private readonly deps: SnapshotDeps) {}
 
@@ -220,50 +210,22 @@ export class SnapshotService {
   }
 
   /**
-   * True when upstream has branches the mirror lacks, checked at most once per ref-check-interval
-   * per repository (a burst of chunk requests costs one ls-remote; only the request that started
-   * the check waits for it, and at most FRESHNESS_WAIT_MS). When it is
-   * ahead a coalescing catch-up fetch starts in the background, and until that fetch lands the
-   * answer stays true without asking upstream again. The snapshot is then advertised with a bundle
+   * True when upstream is ahead of the mirror, by the repository's own ref check (rate-limited
+   * there to one ls-remote per ref-check-interval; requests arriving while it runs get the last
+   * verdict). Only the request that started a check waits for it, and at most FRESHNESS_WAIT_MS:
+   * the check goes on, and when it finds the mirror behind a coalescing catch-up fetch starts, so
+   * the answer stays true until that fetch lands. The snapshot is then advertised with a bundle
    * URL even while the mirror still sits at the snapshot's commit: the bundle endpoint freshens
    * before deciding, so the client ends on upstream's HEAD rather than on a stale snapshot.
    */
   private async upstreamAhead(repo: Repository): Promise<boolean> {
-    const url = repo.upstreamURL;
-    let state = this.freshness.get(url);
-    if (!state) {
-      state = { checkedAt: 0 };
-      this.freshness.set(url, state);
-    }
-    const entry = state;
-    if (entry.catchingUp) return true;
-    if (entry.checking || Date.now() - entry.checkedAt < this.deps.refCheckIntervalMs) return false;
-    // Stamped before the check runs so concurrent requests do not stampede upstream (§9.2).
-    entry.checkedAt = Date.now();
-    const checking = repo
-      .refsStale()
-      .then(
-        (stale) => {
-          if (stale) {
-            entry.catchingUp = this.deps
-              .catchUp(repo)
-              .catch((err: Error) => this.deps.logger.warn({ err: err.message, upstream: url }, 'catch-up fetch for a stale snapshot failed'))
-              .finally(() => {
-                entry.catchingUp = undefined;
-              });
-          }
-          return stale;
-        },
-        () => false,
-      )
-      .finally(() => {
-        entry.checking = undefined;
-      });
-    entry.checking = checking;
-    // Only the request that started the check waits for it (bounded): with upstream slow or
-    // unreachable, the requests that follow answer from what is known instead of each waiting.
-    await Promise.race([checking, sleep(FRESHNESS_WAIT_MS)]);
-    return entry.catchingUp !== undefined;
+    const checking = repo.refsStale().then((stale) => {
+      if (stale) {
+        this.deps.catchUp(repo).catch((err: Error) => this.deps.logger.warn({ err: err.message, upstream: repo.upstreamURL }, 'catch-up fetch for a stale snapshot failed'));
+      }
+      return stale;
+    });
+    return Promise.race([checking, sleep(FRESHNESS_WAIT_MS).then(() => false)]);
   }
 
   /**

@@ -114,6 +114,7 @@ class GitStrategy implements Strategy {
       repackThreads: num(clone['repack-threads'], 4),
       logger,
       hostAllowed: (host) => this.hostAllowed(host),
+      runFetchJob: (upstreamURL, id, job) => this.scheduler.submit(`${upstreamURL}/fetch`, id, job),
     };
     this.scheduler = new Scheduler({ concurrency: num(schedulerBlock['concurrency'], 4), maxCloneConcurrency: num(schedulerBlock['max-clone-concurrency'], 0), logger });
     this.snapshots = new SnapshotService({
@@ -351,7 +352,7 @@ class GitStrategy implements Strategy {
       return;
     }
     const service = query.get('service');
-    if (op === 'git-receive-pack' || service === 'git-receive-pack') return forwardToUpstream(req, res, forwardUrl);
+    if (op === 'git-receive-pack' || service === 'git-receive-pack') return this.forwardPush(req, res, parsed, forwardUrl);
     const isInfoRefs = op === 'info/refs' && req.method === 'GET' && service === 'git-upload-pack';
     const isUploadPack = op === 'git-upload-pack' && req.method === 'POST';
     if (!isInfoRefs && !isUploadPack) return forwardToUpstream(req, res, forwardUrl);
@@ -442,12 +443,36 @@ class GitStrategy implements Strategy {
     }
   }
 
+  /**
+   * Forwards push traffic upstream. When a push (a receive-pack POST) is answered 2xx, the
+   * mirror is marked stale before any byte of the answer reaches the pusher, and refreshed once
+   * the answer completed: the pusher's next fetch, and anyone's clone, then sees the push (the
+   * ref listing waits for the refresh) instead of the mirror's pre-push refs.
+   */
+  private forwardPush(req: IncomingMessage, res: ServerResponse, parsed: GitRequestPath, forwardUrl: URL): Promise<void> {
+    // Only an existing record can have a mirror (discovery and clones create them); a push to an
+    // unknown repository must not grow the map.
+    const repo = parsed.operation === 'git-receive-pack' && req.method === 'POST' ? this.repos.get(this.upstreamURL(parsed.host, parsed.repoPath)) : undefined;
+    if (!repo) return forwardToUpstream(req, res, forwardUrl);
+    return forwardToUpstream(req, res, forwardUrl, undefined, {
+      onResponse: (status, relayed) => {
+        if (status >= 200 && status < 300) repo.refresh({ reason: 'push through hoard', after: relayed }).catch(() => undefined);
+      },
+    });
+  }
+
   private async serveFromMirror(req: IncomingMessage, res: ServerResponse, repo: Repository, parsed: GitRequestPath, forwardUrl: URL, body: Buffer | undefined): Promise<void> {
     const isAdvertisement = body === undefined || isLsRefsRequest(req.headers, body);
-    if (isAdvertisement && (await repo.refsStale())) {
-      // Answer this ref listing from upstream so the client sees fresh refs now; catch up in the background.
-      this.queueFetch(repo);
-      return forwardToUpstream(req, res, forwardUrl, body);
+    // A pending refresh (after a push) is waited for, bounded by the fetch timeout; if it fails or
+    // runs out, upstream answers this listing, as for a stale ref check.
+    if (isAdvertisement) {
+      const refreshed = await repo.awaitRefreshes(this.settings.fetchTimeoutMs);
+      if (res.destroyed) return;
+      if (!refreshed || (await repo.refsStale())) {
+        // Answer this ref listing from upstream so the client sees fresh refs now; catch up in the background.
+        this.queueFetch(repo);
+        return forwardToUpstream(req, res, forwardUrl, body);
+      }
     }
     const abort = new AbortController();
     const onClose = () => {

@@ -49,6 +49,15 @@ export function requestUpstream(opts: {
   });
 }
 
+/** Observers of a forwarded request. */
+export interface ForwardHooks {
+  /**
+   * Called with upstream's status before anything of the response is relayed; `relayed` settles
+   * when the whole response reached the client (rejects when the relay broke off).
+   */
+  onResponse?: (status: number, relayed: Promise<void>) => void;
+}
+
 /**
  * Judges an upstream redirect before it is relayed: one within the host the request named is
  * relayed with its Location made absolute (a relative one would otherwise resolve against
@@ -79,7 +88,7 @@ function relayableRedirect(url: URL, upstream: IncomingMessage): { location: str
  * sets no cookies. hoard never adds its own credentials here. Upstream failures answer 502 when
  * nothing was sent yet, and so does a redirect to another host.
  */
-export async function forwardToUpstream(req: IncomingMessage, res: ServerResponse, url: URL, body?: Buffer, opts: { callerCredentials?: boolean } = {}): Promise<void> {
+export async function forwardToUpstream(req: IncomingMessage, res: ServerResponse, url: URL, body?: Buffer, opts: { callerCredentials?: boolean } & ForwardHooks = {}): Promise<void> {
   const abort = new AbortController();
   const onClose = () => {
     if (!res.writableFinished) abort.abort();
@@ -108,8 +117,18 @@ export async function forwardToUpstream(req: IncomingMessage, res: ServerRespons
       return;
     }
     if (redirect) relayed['location'] = redirect.location;
+    let settle!: (err?: Error) => void;
+    const done = new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
+    done.catch(() => undefined);
+    opts.onResponse?.(upstream.statusCode ?? 502, done);
     res.writeHead(upstream.statusCode ?? 502, relayed);
-    await pipeline(upstream, res);
+    await pipeline(upstream, res).then(
+      () => settle(),
+      (err: Error) => {
+        settle(err);
+        throw err;
+      },
+    );
   } catch (err) {
     if (!res.headersSent) {
       const message = `bad gateway: upstream ${url.host} failed: ${(err as Error).message}\n`;
