@@ -199,7 +199,7 @@ before(async () => {
   server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const [name = '', operation = ''] = url.pathname.slice(1).split('/');
-    const parsed = { host: 'example.test', repoPath: name, operation, rawPath: `${name}/${operation}` };
+    const parsed = { host: 'example.test', repoPath: name, urlPath: name, operation, rawPath: `${name}/${operation}` };
     service.handle(req, res, repoFor(name), parsed, url.searchParams).catch((err: Error) => {
       if (!res.headersSent) res.writeHead(500).end(err.message);
       else res.destroy();

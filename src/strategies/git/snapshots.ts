@@ -198,7 +198,7 @@ export class SnapshotService {
         // Both checks run together: the ref check may need an ls-remote, HEAD is usually memoised.
         const [head, upstreamAhead] = await Promise.all([repo.head().catch(() => undefined), this.upstreamAhead(repo)]);
         if (head && (commit !== head || upstreamAhead)) {
-          extra = { ...extra, [BUNDLE_URL_HEADER]: `/git/${parsed.host}/${parsed.repoPath}/snapshot.bundle?base=${commit}` };
+          extra = { ...extra, [BUNDLE_URL_HEADER]: `/git/${parsed.host}/${parsed.urlPath}/snapshot.bundle?base=${commit}` };
         }
       }
     } catch (err) {

@@ -12,6 +12,7 @@ import type { StrategyProvider } from '../registry.js';
 import { waitForDrain } from './backpressure.js';
 import { runHttpBackend } from './cgi.js';
 import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
+import { mirrorRelativePath } from './repo-names.js';
 import { Repository, type RepoSettings } from './repository.js';
 import { SpoolSet, SpoolUnavailableError } from './spool.js';
 import { CorruptMirrorSnapshotError, SnapshotService } from './snapshots.js';
@@ -269,12 +270,18 @@ class GitStrategy implements Strategy {
         this.logger.warn({ dir, err: (err as Error).message }, 'ignoring a mirror directory whose path no request could name');
         return [];
       }
+      // Directory names are encoded names (repo-names.ts); one that is not the canonical
+      // encoding of what it decodes to is not where a request for that name would look.
+      if (mirrorRelativePath(parsed.host, parsed.repoPath) !== rel.join('/')) {
+        this.logger.warn({ dir }, 'ignoring a mirror directory whose name is not the encoding hoard gives that repository');
+        return [];
+      }
       if (!this.hostAllowed(parsed.host)) {
         // Config changed since the mirror was made: never contact that host again, not even to fetch.
         this.logger.warn({ dir, host: parsed.host }, 'ignoring a mirror whose host is not in allowed-hosts');
         return [];
       }
-      const repo = new Repository(this.upstreamURL(parsed.host, parsed.repoPath), dir, this.settings, 'ready');
+      const repo = new Repository(this.upstreamURL(parsed), dir, this.settings, 'ready');
       this.repos.set(repo.upstreamURL, repo);
       return [repo];
     }
@@ -295,15 +302,15 @@ class GitStrategy implements Strategy {
     return this.plainHttpHosts.has(host) ? 'http' : 'https';
   }
 
-  private upstreamURL(host: string, repoPath: string): string {
-    return `${this.scheme(host)}://${host}/${repoPath}`;
+  private upstreamURL(parsed: GitRequestPath): string {
+    return `${this.scheme(parsed.host)}://${parsed.host}/${parsed.urlPath}`;
   }
 
   private repository(parsed: GitRequestPath): Repository {
-    const url = this.upstreamURL(parsed.host, parsed.repoPath);
+    const url = this.upstreamURL(parsed);
     let repo = this.repos.get(url);
     if (!repo) {
-      const dir = path.join(this.settings.mirrorRoot, parsed.host, `${parsed.repoPath}.git`);
+      const dir = path.join(this.settings.mirrorRoot, mirrorRelativePath(parsed.host, parsed.repoPath));
       // A mirror on disk without a record (its record was dropped after a failed attempt that lost
       // a race to another one) is Ready: cloning over it could only fail at the rename.
       repo = new Repository(url, dir, this.settings, existsSync(path.join(dir, 'HEAD')) ? 'ready' : 'empty');
@@ -452,7 +459,7 @@ class GitStrategy implements Strategy {
   private forwardPush(req: IncomingMessage, res: ServerResponse, parsed: GitRequestPath, forwardUrl: URL): Promise<void> {
     // Only an existing record can have a mirror (discovery and clones create them); a push to an
     // unknown repository must not grow the map.
-    const repo = parsed.operation === 'git-receive-pack' && req.method === 'POST' ? this.repos.get(this.upstreamURL(parsed.host, parsed.repoPath)) : undefined;
+    const repo = parsed.operation === 'git-receive-pack' && req.method === 'POST' ? this.repos.get(this.upstreamURL(parsed)) : undefined;
     if (!repo) return forwardToUpstream(req, res, forwardUrl);
     return forwardToUpstream(req, res, forwardUrl, undefined, {
       onResponse: (status, relayed) => {
@@ -482,7 +489,7 @@ class GitStrategy implements Strategy {
     try {
       const cgi = await runHttpBackend({
         projectRoot: this.settings.mirrorRoot,
-        pathInfo: `/${parsed.host}/${parsed.repoPath}.git/${parsed.operation}`,
+        pathInfo: `/${mirrorRelativePath(parsed.host, parsed.repoPath)}/${parsed.operation}`,
         method: req.method ?? 'GET',
         query: req.url?.includes('?') ? (req.url.split('?')[1] ?? '') : '',
         headers: req.headers,
