@@ -90,7 +90,9 @@ describe('git smart-HTTP proxy', () => {
     await gitAsync(['clone', '-q', viaHoard('org/alpha.git'), path.join(work, 'cold')]);
     assert.equal(await gitAsync(['rev-parse', 'HEAD'], path.join(work, 'cold')), head);
     await waitFor('mirror', () => exists(path.join(mirrorDir('org/alpha'), 'HEAD')));
-    assert.equal(git(['config', 'uploadpack.allowAnySHA1InWant'], mirrorDir('org/alpha')), 'true');
+    // serve-unreachable = false (the default): ids are served when a ref reaches them.
+    assert.equal(git(['config', 'uploadpack.allowAnySHA1InWant'], mirrorDir('org/alpha')), 'false');
+    assert.equal(git(['config', 'uploadpack.allowReachableSHA1InWant'], mirrorDir('org/alpha')), 'true');
     assert.equal(git(['config', 'protocol.version'], mirrorDir('org/alpha')), '2');
 
     const before = upstream.requests.length;

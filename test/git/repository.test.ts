@@ -31,6 +31,7 @@ function settings(): RepoSettings {
     packThreads: 1,
     repackTimeoutMs: 60_000,
     repackThreads: 1,
+    serveUnreachable: false,
     logger: pino({ level: 'silent' }),
   };
 }

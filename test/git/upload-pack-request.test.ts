@@ -1,11 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createGzip, gzipSync } from 'node:zlib';
-import { isLsRefsRequest } from '../../src/strategies/git/upload-pack-request.js';
+import { fetchWants, isLsRefsRequest } from '../../src/strategies/git/upload-pack-request.js';
 
 const v2 = { 'git-protocol': 'version=2' };
 const lsRefs = Buffer.from('0014command=ls-refs\n0014agent=git/2.39.5\n00010009peel\n0000');
-const fetchCmd = Buffer.from('0011command=fetch\n0001000dthin-pack\n0032want 0123456789012345678901234567890123456789\n0009done\n0000');
+const fetchCmd = Buffer.from('0012command=fetch\n0001000ethin-pack\n0032want 0123456789012345678901234567890123456789\n0009done\n0000');
 
 /** A gzip stream of `prefix` followed by `zeros` zero bytes, compressed without holding them all. */
 async function gzipBomb(prefix: Buffer, zeros: number): Promise<Buffer> {
@@ -47,5 +47,26 @@ describe('isLsRefsRequest', () => {
     assert.equal(isLsRefsRequest({ ...v2, 'content-encoding': 'gzip' }, bomb), false);
     assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
     assert.ok(process.memoryUsage().arrayBuffers - before < 16 << 20, 'no large buffer was allocated');
+  });
+});
+
+describe('fetchWants', () => {
+  const id = '0123456789012345678901234567890123456789';
+  test('reads the wants of a v2 fetch, plain or gzip; other requests want nothing', async () => {
+    assert.deepEqual(await fetchWants(v2, fetchCmd), [id]);
+    assert.deepEqual(await fetchWants({ ...v2, 'content-encoding': 'gzip' }, gzipSync(fetchCmd)), [id]);
+    assert.deepEqual(await fetchWants(v2, lsRefs), []);
+    assert.deepEqual(await fetchWants({}, fetchCmd), [], 'v0/v1 bodies are left to upload-pack');
+  });
+
+  test('a body it cannot read is undefined, never an empty list', async () => {
+    const pkt = (line: string) => `${(line.length + 4).toString(16).padStart(4, '0')}${line}`;
+    const head = `${pkt('command=fetch\n')}0001`;
+    assert.deepEqual(await fetchWants(v2, Buffer.from(`${head}${pkt(`want ${id}\n`)}${pkt(`want ${'a'.repeat(64)}\n`)}0000`)), [id, 'a'.repeat(64)], 'control: the helper builds valid bodies');
+    assert.equal(await fetchWants(v2, Buffer.from(`${head}${pkt('want --all\n')}0000`)), undefined, 'not an object id');
+    assert.equal(await fetchWants(v2, Buffer.from(`${head}zzzz`)), undefined);
+    assert.equal(await fetchWants(v2, Buffer.from(`${head}0040want`)), undefined, 'a packet longer than the body');
+    assert.equal(await fetchWants({ ...v2, 'content-encoding': 'gzip' }, Buffer.from('not gzip')), undefined);
+    assert.equal(await fetchWants({ ...v2, 'content-encoding': 'gzip' }, await gzipBomb(fetchCmd, 64 << 20)), undefined, 'inflation is bounded');
   });
 });

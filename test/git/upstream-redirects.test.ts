@@ -149,6 +149,7 @@ describe('git upstream redirects', () => {
       packThreads: 1,
       repackTimeoutMs: 60_000,
       repackThreads: 1,
+    serveUnreachable: false,
       logger: pino({ level: 'silent' }),
       hostAllowed: (host) => host === redirectorHost,
     }, 'ready');

@@ -176,6 +176,7 @@ before(async () => {
     packThreads: 1,
     repackTimeoutMs: 60_000,
     repackThreads: 1,
+    serveUnreachable: false,
     logger: pino({ level: 'silent' }),
   };
   cache = new ProbeCache(createMemoryCache({ limitBytes: 64 << 20, maxTtlMs: 3_600_000 }).namespace('git'));

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { runChild } from '../../util/process.js';
+import { runChild, startChild } from '../../util/process.js';
 import { GIT_REDIRECT_ERROR, NO_REDIRECTS, UpstreamMovedError, resolveUpstreamRedirect } from './upstream-redirect.js';
 import { advertisementDifferences, parseForEachRef, parseLsRemote, parseRefspecs } from './advertisement.js';
 
@@ -23,6 +23,8 @@ export interface RepoSettings {
   repackTimeoutMs: number;
   repackThreads: number;
   logger: Logger;
+  /** `strategy git { serve-unreachable }`: hand out objects no ref of the mirror reaches. */
+  serveUnreachable: boolean;
   /** The strategy's `allowed-hosts` check, which every hop of an upstream redirect must pass (absent: its own host only). */
   hostAllowed?: (host: string) => boolean;
   /**
@@ -37,12 +39,41 @@ const MAX_LISTING_BYTES = 256 << 20;
 /** A symref target hoard will write into a mirror's HEAD: a branch with an ordinary name. */
 const BRANCH_REF = /^refs\/heads\/[^\0-\x20\x7f~^:?*[\\]+$/;
 
+/**
+ * The upload-pack settings that decide which objects a mirror hands out by id (`strategy git {
+ * serve-unreachable }`): any object it holds, or only what its refs reach. Reachable-only still
+ * lets clients fetch any commit upstream advertises or once did and still reaches (`git fetch
+ * origin <sha>`); what it refuses is a commit a force-push orphaned. git enforces this for
+ * protocol v0/v1 only; for v2 the strategy checks wants itself (`Repository.unreachableWants`).
+ */
+export function wantPolicyConfig(serveUnreachable: boolean): Array<[string, string]> {
+  return [
+    ['uploadpack.allowAnySHA1InWant', String(serveUnreachable)],
+    ['uploadpack.allowReachableSHA1InWant', 'true'],
+    ['uploadpack.allowTipSHA1InWant', 'true'],
+  ];
+}
+
+/**
+ * `config` as environment variables (GIT_CONFIG_COUNT/KEY/VALUE, git ≥ 2.31): git ranks them above
+ * every config file, so a mirror whose own config is older (made under another setting, not yet
+ * re-configured after a restart) still follows them.
+ */
+export function configEnv(config: Array<[string, string]>): Record<string, string> {
+  const env: Record<string, string> = { GIT_CONFIG_COUNT: String(config.length) };
+  config.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = key;
+    env[`GIT_CONFIG_VALUE_${i}`] = value;
+  });
+  return env;
+}
+
 /** Mirror configuration for serving (reference git §6.6). */
-export function mirrorConfig(packThreads: number): Array<[string, string]> {
+export function mirrorConfig(packThreads: number, serveUnreachable: boolean): Array<[string, string]> {
   return [
     ['protocol.version', '2'],
     ['uploadpack.allowFilter', 'true'],
-    ['uploadpack.allowAnySHA1InWant', 'true'],
+    ...wantPolicyConfig(serveUnreachable),
     ['repack.writeBitmaps', 'true'],
     ['pack.useBitmaps', 'true'],
     ['core.commitGraph', 'true'],
@@ -157,7 +188,7 @@ export class Repository {
 
   /** Applies the serving configuration to a mirror directory. */
   async configure(dir = this.mirrorDir): Promise<void> {
-    for (const [key, value] of mirrorConfig(this.settings.packThreads)) {
+    for (const [key, value] of mirrorConfig(this.settings.packThreads, this.settings.serveUnreachable)) {
       await this.git(['-C', dir, 'config', key, value], { timeoutMs: 30_000 });
     }
   }
@@ -416,6 +447,31 @@ export class Repository {
     const threads = this.settings.repackThreads > 0 ? ['-c', `pack.threads=${this.settings.repackThreads}`] : [];
     await this.git(['-C', this.mirrorDir, ...threads, 'repack', '-d', '-q', '--geometric=2', '--write-midx', '--write-bitmap-index'], { timeoutMs: this.settings.repackTimeoutMs, signal });
     await this.git(['-C', this.mirrorDir, 'commit-graph', 'write', '--reachable', '--split', '--no-progress'], { timeoutMs: this.settings.repackTimeoutMs, signal });
+  }
+
+  /**
+   * True when some of `wants` is a commit (or a tag of one) that no ref of the mirror reaches: a
+   * commit a force-push upstream orphaned. Ids the mirror lacks are ignored (upload-pack answers
+   * them "not our ref", which sends the request upstream), and so are trees and blobs: proving
+   * those reachable needs a walk of every object, and partial clones fetch them lazily by id.
+   */
+  async hasUnreachableWants(wants: string[], signal?: AbortSignal): Promise<boolean> {
+    if (wants.length === 0) return false;
+    const child = startChild('git', ['-C', this.mirrorDir, 'rev-list', '--ignore-missing', '--max-count=1', '--stdin', '--not', '--all'], {
+      env: this.settings.gitEnv,
+      timeoutMs: 60_000,
+      signal,
+      stdin: 'pipe',
+      stdout: 'pipe',
+    });
+    let found = false;
+    child.child.stdout?.on('data', () => {
+      found = true;
+    });
+    child.child.stdin?.on('error', () => undefined);
+    child.child.stdin?.end(`${wants.join('\n')}\n`);
+    await child.done;
+    return found;
   }
 
   /** Forces the next `refsStale` to run a real check. */

@@ -13,12 +13,12 @@ import { waitForDrain } from './backpressure.js';
 import { runHttpBackend } from './cgi.js';
 import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
 import { mirrorRelativePath } from './repo-names.js';
-import { Repository, type RepoSettings } from './repository.js';
+import { Repository, configEnv, wantPolicyConfig, type RepoSettings } from './repository.js';
 import { SpoolSet, SpoolUnavailableError } from './spool.js';
 import { CorruptMirrorSnapshotError, SnapshotService } from './snapshots.js';
 import type { Cache } from '../../cache/cache.js';
 import type { MetadataStore } from '../../metadata/store.js';
-import { isLsRefsRequest } from './upload-pack-request.js';
+import { fetchWants, isLsRefsRequest } from './upload-pack-request.js';
 import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstream.js';
 import { discardInBackground } from '../../util/discard.js';
 
@@ -31,6 +31,10 @@ const gitSchema = z.strictObject({
   'bundle-cache-ttl': duration().default(2 * 3_600_000).describe('How long delta bundles stay cached.'),
   'allowed-hosts': z.array(z.string()).default([]).describe('Upstream hosts hoard may contact (empty = any). Every hop of an upstream redirect hoard follows must pass it too; a forwarded request relays a redirect only within the host it named (502 otherwise).'),
   'plain-http-hosts': z.array(z.string()).default([]).describe('Hosts (with port) reached over http:// instead of https://.'),
+  'serve-unreachable': z
+    .boolean()
+    .default(false)
+    .describe('Serve, by object id, commits no ref of the mirror reaches (e.g. orphaned by a force-push upstream). false: such wants are answered by upstream, which decides; true: the mirror hands out every object it holds.'),
   'mirror-restore-retry': duration().default(30_000).describe('First retry delay of a failed background mirror restore after a cold serve (doubles up to 30m).'),
 });
 
@@ -66,6 +70,8 @@ class GitStrategy implements Strategy {
   private readonly spools = new Map<string, SpoolSet>();
   private readonly scheduler: Scheduler;
   private readonly settings: RepoSettings;
+  /** Environment of `git http-backend` serving a mirror: the want policy rides above the mirror's own config. */
+  private readonly servingEnv: NodeJS.ProcessEnv;
   private readonly spoolRoot: string;
   private warm = false;
   private readonly snapshots: SnapshotService;
@@ -114,9 +120,11 @@ class GitStrategy implements Strategy {
       repackTimeoutMs: num(clone['repack-timeout'], 10 * 60_000),
       repackThreads: num(clone['repack-threads'], 4),
       logger,
+      serveUnreachable: config['serve-unreachable'],
       hostAllowed: (host) => this.hostAllowed(host),
       runFetchJob: (upstreamURL, id, job) => this.scheduler.submit(`${upstreamURL}/fetch`, id, job),
     };
+    this.servingEnv = { ...this.settings.gitEnv, ...configEnv(wantPolicyConfig(config['serve-unreachable'])) };
     this.scheduler = new Scheduler({ concurrency: num(schedulerBlock['concurrency'], 4), maxCloneConcurrency: num(schedulerBlock['max-clone-concurrency'], 0), logger });
     this.snapshots = new SnapshotService({
       cache,
@@ -481,6 +489,12 @@ class GitStrategy implements Strategy {
         return forwardToUpstream(req, res, forwardUrl, body);
       }
     }
+    if (!isAdvertisement && body && !this.config['serve-unreachable'] && (await this.wantsUnreachable(repo, req, body))) {
+      // Protocol v2 upload-pack checks only that a wanted object exists; hoard does not hand out
+      // what its refs no longer reach: upstream decides, as for a client that asked it directly.
+      this.logger.info({ upstream: repo.upstreamURL }, 'a wanted commit is unreachable in the mirror (serve-unreachable = false); answering from upstream');
+      return forwardToUpstream(req, res, forwardUrl, body);
+    }
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort();
@@ -494,7 +508,7 @@ class GitStrategy implements Strategy {
         query: req.url?.includes('?') ? (req.url.split('?')[1] ?? '') : '',
         headers: req.headers,
         body,
-        env: this.settings.gitEnv,
+        env: this.servingEnv,
         timeoutMs: SERVE_TIMEOUT_MS,
         signal: abort.signal,
         remoteAddress: req.socket.remoteAddress,
@@ -533,6 +547,22 @@ class GitStrategy implements Strategy {
       res.end();
     } finally {
       res.off('close', onClose);
+    }
+  }
+
+  /**
+   * True when a protocol v2 fetch wants a commit no ref of the mirror reaches, or its wants cannot
+   * be read (then the mirror does not judge it). v0/v1 requests are left to upload-pack, which
+   * enforces the mirror's allowReachableSHA1InWant itself.
+   */
+  private async wantsUnreachable(repo: Repository, req: IncomingMessage, body: Buffer): Promise<boolean> {
+    const wants = await fetchWants(req.headers, body);
+    if (wants === undefined) return true;
+    try {
+      return await repo.hasUnreachableWants(wants);
+    } catch (err) {
+      this.logger.warn({ err, upstream: repo.upstreamURL }, 'reachability check of wanted commits failed; answering from upstream');
+      return true;
     }
   }
 
