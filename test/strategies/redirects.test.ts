@@ -49,6 +49,8 @@ before(async () => {
       ];
       return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ assets }));
     }
+    if (url === '/goproxy/example.com/mod/@v/v1.0.0.zip') return redirect(res, `${s.url}/proxy-zip?sig=5`);
+    if (url === '/goproxy/example.com/mod/@v/v1.0.1.zip') return redirect(res, `${b.url}/proxy-zip?sig=6`);
     if (url === '/api/assets/1') return redirect(res, `${s.url}/signed?sig=3`);
     if (url === '/api/assets/2') return redirect(res, `${b.url}/signed?sig=4`);
     res.writeHead(200).end(`A ${url}`);
@@ -58,6 +60,10 @@ before(async () => {
 metadata memory {}
 metrics { port = 0 }
 strategy host "${a.url}" {
+  redirect-hosts = ["${s.host}"]
+}
+strategy gomod {
+  proxy = "${a.url}/goproxy"
   redirect-hosts = ["${s.host}"]
 }
 strategy github-releases {
@@ -140,6 +146,22 @@ describe('redirects of github-releases', () => {
     const text = await res.text();
     assert.equal(res.status, 502, text);
     assert.match(text, re(`refusing to fetch from ${b.host}, which is not in redirect-hosts`));
+    assert.deepEqual(b.hits, []);
+  });
+});
+
+describe('redirects of gomod', () => {
+  test('a module zip redirected to a storage host in redirect-hosts is served (proxy.golang.org does this)', async () => {
+    const res = await fetch(`${hoard.url}/gomod/example.com/mod/@v/v1.0.0.zip`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'stored /proxy-zip?sig=5');
+  });
+
+  test('a module zip redirected anywhere else answers 502 naming the host; B sees nothing', async () => {
+    const res = await fetch(`${hoard.url}/gomod/example.com/mod/@v/v1.0.1.zip`);
+    const text = await res.text();
+    assert.equal(res.status, 502, text);
+    assert.match(text, re(`redirected to ${b.host}, which is not in redirect-hosts of strategy gomod`));
     assert.deepEqual(b.hits, []);
   });
 });

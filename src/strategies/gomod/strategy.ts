@@ -4,12 +4,17 @@ import type { RouteParams, StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { serveCached, type CachingRoute } from '../shared/caching-handler.js';
 import { forwardToUpstream } from '../git/upstream.js';
+import { hostAllowList, hostEntry } from '../shared/host-allow-list.js';
 import { sendText } from '../../server/router.js';
 import { checkEscapedModulePath, checkEscapedVersion, isCanonicalVersion } from './module-path.js';
 
 const schema = z.strictObject({
   proxy: z.string().default('https://proxy.golang.org').describe('Upstream GOPROXY.'),
   'private-paths': z.array(z.string()).default([]).describe('Module path patterns fetched from git (not supported yet: must be empty).'),
+  'redirect-hosts': z
+    .array(hostEntry)
+    .default(['storage.googleapis.com'])
+    .describe('Hosts (host[:port]) besides the proxy\'s own that module downloads may be redirected to (default: where proxy.golang.org serves .zip files from). A redirect anywhere else answers 502.'),
 });
 
 /** The one checksum database hoard proxies (as cachew does), and the upstream serving it. */
@@ -67,6 +72,14 @@ export const gomodStrategyProvider: StrategyProvider = {
   create(ctx: StrategyContext<z.output<typeof schema>>) {
     if (ctx.config['private-paths'].length) throw new Error('strategy gomod: private-paths is not supported by hoard yet; remove it or use GOPRIVATE with direct');
     const proxy = ctx.config.proxy.replace(/\/+$/, '');
+    let proxyHost: string;
+    try {
+      proxyHost = new URL(proxy).host;
+    } catch {
+      throw new Error(`strategy gomod: proxy is not a URL: ${JSON.stringify(ctx.config.proxy)}`);
+    }
+    // proxy.golang.org answers .zip downloads with a redirect to signed storage URLs; every hop is checked.
+    const allowedHosts = hostAllowList([proxyHost, ...ctx.config['redirect-hosts']], 'redirect-hosts of strategy gomod');
     const forwardWithoutCredentials = (req: IncomingMessage, res: ServerResponse, url: URL) => forwardToUpstream(req, res, url, undefined, { callerCredentials: false });
     ctx.routes.on('GET', '/gomod/*', (req: IncomingMessage, res: ServerResponse, params: RouteParams) => {
       const path = params['*'] ?? '';
@@ -83,7 +96,7 @@ export const gomodStrategyProvider: StrategyProvider = {
       const url = new URL(`${proxy}/${upstreamPath(request)}`);
       if (request.kind === 'file' && request.cacheable) {
         // Keyed by the escaped spelling, so `%21x` and `!x` requests share one cached object.
-        const route: CachingRoute = { key: () => url.href, upstream: () => ({ url }) };
+        const route: CachingRoute = { key: () => url.href, upstream: () => ({ url }), allowedHosts };
         return serveCached(route, ctx.cache, ctx.logger, req, res);
       }
       return forwardWithoutCredentials(req, res, url);
