@@ -34,6 +34,13 @@ describe('advertisement comparison', () => {
     assert.deepEqual(advertisementDifferences(upstream, moved, specs), ['moved refs/remotes/origin/main', 'deleted refs/remotes/origin/stale']);
   });
 
+  test('HEAD counts only when it names a branch the mirror holds under that name', () => {
+    const local = mirror([`${A} refs/heads/main`, `${A} refs/tags/t`], 'refs/heads/main');
+    assert.deepEqual(advertisementDifferences(lsRemote(['ref: refs/tags/t\tHEAD', `${A}\trefs/heads/main`, `${A}\trefs/tags/t`]), local, MIRROR_SPEC), []);
+    const narrow = parseRefspecs('+refs/heads/*:refs/heads/*\n^refs/heads/tmp/*\n');
+    assert.deepEqual(advertisementDifferences(lsRemote(['ref: refs/heads/tmp/x\tHEAD', `${A}\trefs/heads/main`]), mirror([`${A} refs/heads/main`], 'refs/heads/main'), narrow), []);
+  });
+
   test('the list of differences is bounded', () => {
     const upstream = lsRemote(Array.from({ length: 50 }, (_, i) => `${A}\trefs/tags/t${i}`));
     assert.equal(advertisementDifferences(upstream, mirror([]), MIRROR_SPEC).length, 5);

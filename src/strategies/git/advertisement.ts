@@ -103,7 +103,10 @@ function inMirrorNamespace(specs: Refspec[], ref: string): boolean {
  */
 export function advertisementDifferences(upstream: RefListing, mirror: RefListing, specs: Refspec[], limit = 5): string[] {
   const out: string[] = [];
-  if (upstream.head !== undefined && upstream.head !== mirror.head) out.push(`HEAD -> ${upstream.head} (mirror: ${mirror.head ?? 'none'})`);
+  // HEAD counts only when a fetch can make the mirror's follow it (a branch the mirror holds under
+  // the same name); anything else would leave the mirror stale for ever.
+  const head = upstream.head;
+  if (head !== undefined && head.startsWith('refs/heads/') && mapToMirror(specs, head) === head && head !== mirror.head) out.push(`HEAD -> ${head} (mirror: ${mirror.head ?? 'none'})`);
   const expected = new Map<string, string>();
   for (const [ref, id] of upstream.refs) {
     const local = mapToMirror(specs, ref);
