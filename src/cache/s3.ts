@@ -11,6 +11,7 @@ import type { CacheKey } from './key.js';
 import { isMissing } from './s3-client.js';
 import { exactLength } from '../util/exact-length.js';
 import { orderedChunks } from '../util/ordered-chunks.js';
+import { waitForDrain } from '../util/tee.js';
 
 const MiB = 1024 * 1024;
 /** Ranges shorter than this are one GET even when parallel reads are enabled. */
@@ -251,7 +252,7 @@ class S3Backend implements Backend {
           start();
           size += chunk.length;
           if (pipe.write(chunk)) return;
-          await Promise.race([new Promise<void>((resolve) => pipe.once('drain', () => resolve())), failed()]);
+          await Promise.race([waitForDrain(pipe), failed()]);
         },
         commit: async () => {
           start();

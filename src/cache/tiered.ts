@@ -7,6 +7,7 @@ import { CacheError, isCacheError, notFound } from './errors.js';
 import { assertNamespace, type CacheKey } from './key.js';
 import { unquoteStrongETag, type StoredHeaders } from './headers.js';
 import type { MetadataStore, VersionedValue } from '../metadata/store.js';
+import { teeInto, waitForDrain } from '../util/tee.js';
 
 /**
  * Heals running at once across the process. Each one reads a whole object from a deeper tier
@@ -231,7 +232,11 @@ class TieredCache implements Cache {
     });
   }
 
-  /** A pass-through that copies every chunk into tier 0 and commits only once the source ended. */
+  /**
+   * A pass-through that copies every chunk into tier 0 and commits only once the source ended.
+   * The caller sees EOF once the copy is committed, so its next request finds it locally; a
+   * failing tier-0 write only costs the copy, the caller's read carries on.
+   */
   private tee(key: CacheKey, headers: StoredHeaders): Transform {
     const raw = unquoteStrongETag(headers['etag'] ?? '');
     let writer: CacheWriter | undefined;
@@ -241,39 +246,7 @@ class TieredCache implements Cache {
       // Cannot create a tier-0 entry (bad stored ETag, full disk): serve without backfill.
       writer = undefined;
     }
-    const abandon = () => {
-      const w = writer;
-      writer = undefined;
-      w?.destroy();
-    };
-    // A failing tier-0 write only costs the copy; the caller's read carries on.
-    writer?.on('error', abandon);
-    const tee = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        const w = writer;
-        if (!w || w.destroyed) return cb(null, chunk);
-        if (w.write(chunk)) return cb(null, chunk);
-        // Wait for tier 0 to take more, or for it to fail (a destroyed writer never drains).
-        const resume = () => {
-          w.off('drain', resume);
-          w.off('close', resume);
-          cb(null, chunk);
-        };
-        w.once('drain', resume);
-        w.once('close', resume);
-      },
-      flush(cb) {
-        const w = writer;
-        if (!w) return cb();
-        writer = undefined;
-        w.end();
-        // The caller sees EOF once the copy is committed, so its next request finds it locally.
-        finished(w, () => cb());
-      },
-    });
-    // Destroyed before the source ended (source error, caller gave up): discard the copy.
-    tee.once('close', abandon);
-    return tee;
+    return teeInto(writer);
   }
 
   /**
@@ -373,18 +346,11 @@ class TieredCache implements Cache {
     const fanout = new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
-        const waits = writers.filter((w) => !w.write(chunk)).map((w) => new Promise<void>((resolve, reject) => {
-          const onDrain = () => {
-            w.off('close', onClose);
-            resolve();
-          };
-          const onClose = () => {
-            w.off('drain', onDrain);
-            reject(w.errored ?? new Error('tier writer closed'));
-          };
-          w.once('drain', onDrain);
-          w.once('close', onClose);
-        }));
+        // Every tier must take the chunk: one that fails instead of draining fails the write.
+        const waits = writers.filter((w) => !w.write(chunk)).map(async (w) => {
+          await waitForDrain(w);
+          if (w.destroyed) throw w.errored ?? new Error('tier writer closed');
+        });
         Promise.all(waits).then(() => cb(), (err: Error) => cb(err));
       },
       final: (cb) => {

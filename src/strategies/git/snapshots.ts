@@ -2,10 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import type { Cache, CacheWriter } from '../../cache/cache.js';
+import type { Cache } from '../../cache/cache.js';
 import { isCacheError } from '../../cache/errors.js';
 import type { CacheKey } from '../../cache/key.js';
 import { createArchive } from '../../client/archive.js';
@@ -13,6 +13,7 @@ import { sendJson, sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import { holdingConnection } from '../../server/hold-connection.js';
 import { ChildProcessError, startChild } from '../../util/process.js';
+import { teeInto } from '../../util/tee.js';
 import type { GitRequestPath } from './paths.js';
 import type { Repository } from './repository.js';
 import { Spool, SpoolUnavailableError, type SpoolSource } from './spool.js';
@@ -381,15 +382,16 @@ export class SnapshotService {
   private async generationSource(repo: Repository): Promise<SpoolSource> {
     const { stream, commit, done } = await this.startWorkstationArchive(repo);
     const writer = this.deps.cache.create(artifactKey(repo.upstreamURL, 'snapshot'), snapshotHeaders(commit, 'base.tar.zst'));
-    writer.on('error', (err) => this.deps.logger.warn({ err, upstream: repo.upstreamURL }, 'snapshot cache write failed'));
-    const tee = teeInto(writer, done);
-    const out = new PassThrough({ highWaterMark: 1 << 20 });
-    pipeline(stream, tee, out).catch((err: Error) => {
-      writer.destroy(err);
-      out.destroy(err);
+    // Commits only at EOF and once the archiver exited cleanly, so a failing tar or zstd never
+    // publishes; a failing cache write only costs the copy, the spool still gets every byte.
+    const tee = teeInto(writer, {
+      beforeCommit: () => done,
+      onAbandon: (err) => this.deps.logger.warn({ err, upstream: repo.upstreamURL }, 'snapshot cache write failed; serving without caching'),
+      highWaterMark: 1 << 20,
     });
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    pipeline(stream, tee, out).catch((err: Error) => out.destroy(err));
     done.catch((err: Error) => {
-      writer.destroy(err);
       out.destroy(err);
       stream.destroy(err);
     });
@@ -715,38 +717,6 @@ export class SnapshotService {
 
 function snapshotHeaders(commit: string, filename: string): Record<string, string> {
   return { 'content-type': 'application/zstd', 'content-disposition': `attachment; filename="${filename}"`, [SNAPSHOT_COMMIT_HEADER]: commit };
-}
-
-/**
- * Passes bytes through while writing them to `writer`; commits the writer only at EOF and only
- * once `done` (the archiver's exit) succeeded, so a failing tar or zstd never publishes.
- */
-function teeInto(writer: CacheWriter, done: Promise<void>): Transform {
-  let open = true;
-  return new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc, cb) {
-      if (!open || writer.destroyed) return cb(null, chunk);
-      if (writer.write(chunk)) cb(null, chunk);
-      else writer.once('drain', () => cb(null, chunk));
-    },
-    flush(cb) {
-      open = false;
-      if (writer.destroyed) return cb();
-      done.then(
-        () => writer.end(() => cb()),
-        (err: Error) => {
-          writer.destroy(err);
-          cb(err);
-        },
-      );
-    },
-    destroy(err, cb) {
-      if (open) writer.destroy(err ?? new Error('snapshot stream aborted'));
-      open = false;
-      cb(err);
-    },
-  });
 }
 
 /** Resolves when `stream` has bytes to read (or ended cleanly); rejects if generation failed first. */

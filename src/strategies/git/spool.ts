@@ -3,7 +3,7 @@ import { EventEmitter, once } from 'node:events';
 import { promises as fs } from 'node:fs';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
-import { waitForDrain } from './backpressure.js';
+import { waitForDrain } from '../../util/tee.js';
 import { relayableHeaders } from './upstream.js';
 
 /** What a spool records: a response head and a body (an upstream IncomingMessage qualifies). */

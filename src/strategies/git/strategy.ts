@@ -9,7 +9,7 @@ import { Scheduler } from '../../jobs/scheduler.js';
 import { sendText } from '../../server/router.js';
 import type { Strategy, StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
-import { waitForDrain } from './backpressure.js';
+import { waitForDrain } from '../../util/tee.js';
 import { runHttpBackend } from './cgi.js';
 import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
 import { mirrorRelativePath } from './repo-names.js';

@@ -7,6 +7,7 @@ import type { Cache, CacheWriter } from '../../cache/cache.js';
 import type { CacheKey } from '../../cache/key.js';
 import { sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
+import { teeInto } from '../../util/tee.js';
 import { relayableHeaders, requestUpstream } from '../git/upstream.js';
 import { hostAllowed, hostAllowList, type HostAllowList } from './host-allow-list.js';
 
@@ -134,24 +135,19 @@ export async function serveCached(route: CachingRoute, cache: Cache, logger: Log
   }
   const stored: Record<string, string> = {};
   for (const [name, value] of Object.entries(relayed)) if (!NOT_STORED.includes(name)) stored[name] = Array.isArray(value) ? value.join(', ') : value;
-  let writer: CacheWriter | undefined = cache.create(key, stored, { ttlMs: route.ttlMs?.(req) ?? 0, signal: abort.signal });
-  writer.on('error', (err) => logger.warn({ err }, 'cache fill failed; serving without caching'));
-  const tee = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      if (!writer || writer.destroyed) return cb(null, chunk);
-      if (writer.write(chunk)) cb(null, chunk);
-      else writer.once('drain', () => cb(null, chunk));
-    },
-    flush(cb) {
-      const w = writer;
-      writer = undefined;
-      if (!w || w.destroyed) return cb();
-      w.end(() => cb());
-    },
-  });
-  tee.once('close', () => {
-    if (writer && !writer.writableFinished) writer.destroy();
-  });
+  // The fill belongs to the upstream body, not to the client: no client signal is given to
+  // `create`. The tee discards the copy if the pipeline is torn down before the upstream body
+  // ended (the client left early: we stop reading upstream, and nobody else follows this fill),
+  // and commits it once the body is whole, even if the client closes right after the last byte.
+  // Without the query: a signed URL's query is a credential.
+  const safeUrl = `${upstream.url.origin}${upstream.url.pathname}`;
+  let writer: CacheWriter | undefined;
+  try {
+    writer = cache.create(key, stored, { ttlMs: route.ttlMs?.(req) ?? 0 });
+  } catch (err) {
+    logger.warn({ err, url: safeUrl }, 'cache fill could not start; serving without caching');
+  }
+  const tee = teeInto(writer, { onAbandon: (err) => logger.warn({ err, url: safeUrl }, 'cache fill failed; serving without caching') });
   const outHeaders: Record<string, string | string[]> = { ...relayed };
   delete outHeaders['set-cookie'];
   res.writeHead(200, outHeaders);
