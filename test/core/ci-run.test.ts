@@ -31,7 +31,7 @@ async function sandbox(opts: { uid: number; sudo: boolean }): Promise<{ run(): {
   await fs.mkdir(path.join(repo, '.ci'), { recursive: true });
   await fs.copyFile('.ci/run', path.join(repo, '.ci', 'run'));
   const logFile = path.join(dir, 'log');
-  for (const tool of ['bash', 'env', 'dirname', 'chmod', 'git', 'tar', 'go']) await fs.symlink(which(tool), path.join(bin, tool));
+  for (const tool of ['bash', 'env', 'dirname', 'chmod', 'git', 'tar', 'go', 'curl']) await fs.symlink(which(tool), path.join(bin, tool));
   await fs.symlink(process.execPath, path.join(bin, 'node'));
   const script = async (name: string, body: string) => fs.writeFile(path.join(bin, name), `#!${which('bash')}\n${body}\n`, { mode: 0o755 });
   await script('id', `echo ${opts.uid}`);
