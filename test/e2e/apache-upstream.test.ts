@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startApacheGit, type ApacheGitUpstream } from '../fixtures/apache-git.js';
-import { gitClientEnv } from '../fixtures/git-upstream.js';
+import { git, gitClientEnv } from '../fixtures/git-upstream.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { startGitStrategy } from '../git/strategy-harness.js';
 import { mirrorRelativePath } from '../../src/strategies/git/repo-names.js';
@@ -24,6 +24,8 @@ const DIRECT_UA = 'hoard-e2e-direct';
 
 let apache: ApacheGitUpstream;
 let hoard: TestServer;
+/** ref-check-interval = 1ms: every ref listing runs a ref check (the freshness matrix). */
+let eager: TestServer;
 let work: string;
 
 async function client(args: string[], cwd?: string, userAgent = CLIENT_UA): Promise<string> {
@@ -93,17 +95,18 @@ async function forwarded(name: string): Promise<number> {
 before(async () => {
   apache = await startApacheGit();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-e2e-'));
-  hoard = await startTestServer({
-    hcl: `cache disk {}
+  const hcl = (interval: string) => `cache disk {}
 metadata memory {}
 metrics { port = 0 }
-git-clone { ref-check-interval = "1h" }
+git-clone { ref-check-interval = "${interval}" }
 strategy git { plain-http-hosts = ["${apache.hostPort}"] }
-`,
-  });
+`;
+  hoard = await startTestServer({ hcl: hcl('1h') });
+  eager = await startTestServer({ hcl: hcl('1ms') });
 });
 after(async () => {
   await hoard?.close();
+  await eager?.close();
   await apache?.close();
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
@@ -266,5 +269,109 @@ describe('Apache upstream: every clone mode through hoard matches a direct clone
     const control = path.join(work, 'herd-direct');
     await client(['clone', '-q', direct(name), control], undefined, DIRECT_UA);
     assert.deepEqual(await stateOf(dirs[0]!), await stateOf(control));
+  });
+});
+
+describe('Apache upstream: every ref change reaches clients through hoard', () => {
+  /** HEAD's target and every ref, as one comparable string. */
+  const refState = (run: (args: string[], dir: string) => string, dir: string) => `${run(['symbolic-ref', 'HEAD'], dir)}\n${run(['for-each-ref', '--format=%(objectname) %(refname)'], dir)}`;
+  // Apache's repositories belong to its user (git refuses other users' repositories), hoard's mirrors to us.
+  const mirrorMatchesUpstream = (name: string) =>
+    waitFor(`mirror of ${name} to match Apache`, () => refState(git, mirrorOf(eager.stateDir, name)) === refState(apache.git, apache.bareOf(name)));
+
+  /** A repository at Apache with a Ready mirror in `eager`; returns a client clone made through it. */
+  async function warm(name: string, opts: { branches?: string[]; commits?: number } = {}): Promise<string> {
+    await apache.createRepo(name, opts);
+    const dir = path.join(work, `${++cloneCounter}-fresh`);
+    await client(['clone', '-q', viaHoard(name, eager.url), dir]);
+    await waitFor('mirror', () => exists(path.join(mirrorOf(eager.stateDir, name), 'HEAD')));
+    return dir;
+  }
+
+  for (const protocol of ['0', '2']) {
+    const v = ['-c', `protocol.version=${protocol}`];
+    test(`protocol v${protocol}: new annotated tag, moved lightweight tag, deleted tag, deleted branch, default-branch change, force-push`, async () => {
+      {
+        const name = `fresh-v${protocol}/annotated.git`;
+        const dir = await warm(name);
+        apache.git(['tag', '-a', '-m', 'release', 'v2.0', 'main'], apache.bareOf(name));
+        await client([...v, 'fetch', '-q', '--tags', 'origin'], dir);
+        assert.equal(await client(['rev-parse', 'refs/tags/v2.0'], dir), apache.git(['rev-parse', 'refs/tags/v2.0'], apache.bareOf(name)), 'new annotated tag');
+        assert.equal(await client(['cat-file', '-t', 'v2.0'], dir), 'tag');
+        await mirrorMatchesUpstream(name);
+      }
+      {
+        const name = `fresh-v${protocol}/moved.git`;
+        const dir = await warm(name, { commits: 2 });
+        const older = apache.git(['rev-parse', 'main~1'], apache.bareOf(name));
+        apache.git(['tag', '-f', 'light', 'main'], apache.bareOf(name));
+        await client([...v, 'fetch', '-q', '--tags', 'origin'], dir);
+        apache.git(['tag', '-f', 'light', older], apache.bareOf(name));
+        await client([...v, 'fetch', '-q', '--tags', '--force', 'origin'], dir);
+        assert.equal(await client(['rev-parse', 'refs/tags/light'], dir), older, 'moved lightweight tag');
+        await mirrorMatchesUpstream(name);
+      }
+      {
+        const name = `fresh-v${protocol}/deleted-tag.git`;
+        const dir = await warm(name);
+        assert.equal(await client(['tag', '-l', 'v1'], dir), 'v1', 'control: the clone has the tag');
+        apache.git(['tag', '-d', 'v1'], apache.bareOf(name));
+        assert.doesNotMatch(await client([...v, 'ls-remote', 'origin'], dir), /refs\/tags\/v1/, 'deleted tag still advertised');
+        await client([...v, 'fetch', '-q', '--prune', '--prune-tags', 'origin'], dir);
+        assert.equal(await client(['tag', '-l', 'v1'], dir), '');
+        await mirrorMatchesUpstream(name);
+      }
+      {
+        const name = `fresh-v${protocol}/deleted-branch.git`;
+        const dir = await warm(name, { branches: ['feature'] });
+        assert.match(await client(['branch', '-r'], dir), /origin\/feature/, 'control: the clone has the branch');
+        apache.git(['branch', '-D', 'feature'], apache.bareOf(name));
+        await client([...v, 'fetch', '-q', '--prune', 'origin'], dir);
+        assert.doesNotMatch(await client(['branch', '-r'], dir), /origin\/feature/, 'deleted branch');
+        await mirrorMatchesUpstream(name);
+      }
+      {
+        const name = `fresh-v${protocol}/default.git`;
+        await warm(name, { branches: ['develop'] });
+        apache.git(['symbolic-ref', 'HEAD', 'refs/heads/develop'], apache.bareOf(name));
+        const first = path.join(work, `${++cloneCounter}-default`);
+        await client([...v, 'clone', '-q', viaHoard(name, eager.url), first]);
+        assert.equal(await client(['symbolic-ref', 'HEAD'], first), 'refs/heads/develop', 'default-branch change');
+        await mirrorMatchesUpstream(name);
+        // Once the mirror follows, it alone answers with the new default branch.
+        const passedOn = await forwarded(name);
+        const second = path.join(work, `${++cloneCounter}-default`);
+        await client([...v, 'clone', '-q', viaHoard(name, eager.url), second]);
+        assert.equal(await client(['symbolic-ref', 'HEAD'], second), 'refs/heads/develop');
+        assert.equal(await forwarded(name), passedOn, 'served by the mirror');
+      }
+      {
+        const name = `fresh-v${protocol}/forced.git`;
+        const dir = await warm(name);
+        await apache.commit(name, 'to be rewritten');
+        await client([...v, 'fetch', '-q', 'origin'], dir);
+        const forced = await apache.commit(name, 'rewritten', { force: true });
+        await client([...v, 'fetch', '-q', 'origin'], dir);
+        assert.equal(await client(['rev-parse', 'origin/main'], dir), forced, 'force-push');
+        await mirrorMatchesUpstream(name);
+      }
+    });
+  }
+
+  test('a push through hoard is read back at once by the pusher and a fresh clone (ref-check-interval 1h)', async () => {
+    const name = 'fresh/own-push.git';
+    await apache.createRepo(name);
+    const dir = path.join(work, `${++cloneCounter}-pusher`);
+    await client(['clone', '-q', viaHoard(name), dir]);
+    await waitFor('mirror', () => exists(path.join(mirrorOf(hoard.stateDir, name), 'HEAD')));
+    await fs.writeFile(path.join(dir, 'mine.txt'), 'pushed through hoard\n');
+    await client(['add', 'mine.txt'], dir);
+    await client(['commit', '-q', '-m', 'mine'], dir);
+    const pushed = await client(['rev-parse', 'HEAD'], dir);
+    await client(['push', '-q', 'origin', 'main'], dir);
+    const fresh = path.join(work, `${++cloneCounter}-after-push`);
+    await Promise.all([client(['fetch', '-q', 'origin'], dir), client(['clone', '-q', viaHoard(name), fresh])]);
+    assert.equal(await client(['rev-parse', 'origin/main'], dir), pushed, 'the pusher’s fetch kept origin/main at the push');
+    assert.equal(await client(['rev-parse', 'HEAD'], fresh), pushed, 'the fresh clone has the push');
   });
 });
