@@ -29,13 +29,15 @@ export const globalBlockSchemas = {
     .describe('Metrics.'),
   opa: z
     .strictObject({
-      policy: z.string().optional().describe('Inline Rego policy (not evaluated yet: the built-in loopback policy applies).'),
-      'policy-file': z.string().optional().describe('Rego policy file (not evaluated yet).'),
-      data: z.string().optional().describe('Inline JSON data for the policy.'),
-      'data-file': z.string().optional().describe('JSON data file for the policy.'),
-      test: z.boolean().default(false).describe('Log decisions without enforcing them.'),
+      policy: z.string().optional().describe('Inline Rego policy (package cachew.authz, boolean rule allow), compiled at start-up with the opa binary and enforced on every request.'),
+      'policy-file': z.string().optional().describe('Rego policy file, compiled and enforced like policy.'),
+      'policy-wasm': z.string().optional().describe('Precompiled policy.wasm (opa build -t wasm -e cachew/authz/allow); needs no opa binary (hoard addition).'),
+      bundle: z.string().optional().describe('OPA wasm bundle .tar.gz holding /policy.wasm (opa build -t wasm -e cachew/authz/allow); needs no opa binary (hoard addition).'),
+      data: z.string().optional().describe('Inline JSON object exposed to the policy as data.*.'),
+      'data-file': z.string().optional().describe('JSON object file exposed to the policy as data.*.'),
+      test: z.string().optional().describe('Rego test module run with opa test against the policy (or the default policy) at start-up; any failure stops the start.'),
     })
-    .describe('Authorization policy. Default: /api and /admin only from loopback.'),
+    .describe('Authorization policy (cachew §7.1). Default, with no policy: /api and /admin only from loopback (IPv4 and IPv6).'),
   scheduler: z
     .strictObject({
       concurrency: z.number().int().min(0).default(4).describe('Concurrent background jobs (0 = number of cores).'),

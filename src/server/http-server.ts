@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { isAllowed, isLoopbackAddress, type TrustedRemote } from './authz.js';
+import type { TrustedRemote } from './authz.js';
+import { defaultAuthorizer, type Authorizer } from './policy/authorizer.js';
 import { normaliseRequestPath } from './request-path.js';
 import type { ServerMetrics } from './metrics.js';
 import { Router, sendText } from './router.js';
@@ -49,6 +50,8 @@ export interface HttpServerOptions {
    * `() => false` to exercise the real policy path as a remote caller would.
    */
   trustedRemote?: TrustedRemote;
+  /** The request policy (an OPA policy from the `opa` block); default: the built-in loopback policy. */
+  authorizer?: Authorizer;
   /** Overrides the idle-connection timeout (tests). */
   idleTimeoutMs?: number;
 }
@@ -59,7 +62,7 @@ export interface HttpServerOptions {
  */
 export function createHttpServer(opts: HttpServerOptions): http.Server {
   const { router, logger, metrics } = opts;
-  const trusted = opts.trustedRemote ?? isLoopbackAddress;
+  const authorizer = opts.authorizer ?? defaultAuthorizer(opts.trustedRemote);
   const server = http.createServer(
     { headersTimeout: SERVER_TIMEOUTS.headersMs, requestTimeout: 0, keepAliveTimeout: SERVER_TIMEOUTS.keepAliveMs },
     (req, res) => {
@@ -93,11 +96,7 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
 
     const claim = router.intercepted(req);
     if (claim) {
-      if (!isAllowed(claim.policyPath, req.socket.remoteAddress, trusted)) {
-        log.warn({ path: claim.policyPath }, 'denied by the default policy (loopback only)');
-        sendText(res, 403, 'forbidden');
-        return;
-      }
+      if (!authorized(claim.policyPath)) return;
       await runHandler(() => claim.handle(req, res));
       return;
     }
@@ -112,11 +111,7 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       return;
     }
     const path = normalised.path;
-    if (!isAllowed(path, req.socket.remoteAddress, trusted)) {
-      log.warn({ path }, 'denied by the default policy (loopback only)');
-      sendText(res, 403, 'forbidden');
-      return;
-    }
+    if (!authorized(path)) return;
     const match = router.find(method, normalised.routable);
     if (!match) {
       sendText(res, 404, 'not found');
@@ -127,6 +122,20 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       return;
     }
     await runHandler(() => match.handler(req, res, match.params, query));
+
+    /** Applies the policy to `policyPath`; answers 403 (deny) or 500 (evaluation error) itself. */
+    function authorized(policyPath: string): boolean {
+      const decision = authorizer.decide(req, policyPath);
+      if (decision === 'allow') return true;
+      if (decision === 'error') {
+        log.error({ path: policyPath }, 'policy evaluation failed');
+        sendText(res, 500, 'policy evaluation error');
+      } else {
+        log.warn({ path: policyPath, policy: authorizer.kind }, authorizer.kind === 'default' ? 'denied by the default policy (loopback only)' : 'denied by the opa policy');
+        sendText(res, 403, 'forbidden');
+      }
+      return false;
+    }
 
     async function runHandler(run: () => void | Promise<void>): Promise<void> {
       try {

@@ -11,6 +11,7 @@ import { mountObjectApi } from '../strategies/api/object-api.js';
 import { strategyProviders } from '../strategies/registry.js';
 import type { TrustedRemote } from './authz.js';
 import { createHttpServer } from './http-server.js';
+import { createAuthorizer } from './policy/authorizer.js';
 import { LOG_LEVELS, createLogger } from './logging.js';
 import { ServerMetrics } from './metrics.js';
 import { Router, sendText } from './router.js';
@@ -189,7 +190,12 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
       strategies.push(strategy);
     }
 
-    const server = createHttpServer({ router, logger, metrics, ...(opts.trustedRemote ? { trustedRemote: opts.trustedRemote } : {}) });
+    const authorizer = await createAuthorizer(global.opa, {
+      trusted: opts.trustedRemote,
+      onTestReport: (report) => logger.info({ report }, 'opa: policy tests passed'),
+    });
+    if (authorizer.kind === 'opa') logger.info('opa: enforcing the configured policy on every request');
+    const server = createHttpServer({ router, logger, metrics, authorizer });
     const { host, port } = opts.listen ?? splitBind(global.bind);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
