@@ -10,7 +10,9 @@ export type CacheErrorCode =
   | 'insufficient-storage'
   /** The object can never fit this cache, whatever is evicted (HTTP 413). */
   | 'too-large'
-  | 'invalid-argument';
+  | 'invalid-argument'
+  /** A tier the operation needs cannot be reached or refuses service (HTTP 503); the message names it. */
+  | 'unavailable';
 
 /**
  * The cache's outcome signals (cachew's error sentinels). Conditional outcomes carry what the
@@ -38,6 +40,14 @@ export function isCacheError(err: unknown, code?: CacheErrorCode): err is CacheE
 /** Shorthand for the common miss. */
 export function notFound(what = 'cache object not found'): CacheError {
   return new CacheError('not-found', what);
+}
+
+/**
+ * The error for a tier that could not serve an operation: `tier` names it (`s3 (bucket x)`),
+ * `reason` says why in a few words a caller may see; the full error is kept as the cause.
+ */
+export function tierUnavailable(tier: string, reason: string, cause: unknown): CacheError {
+  return new CacheError('unavailable', `cache tier ${tier} unavailable: ${reason}`, { cause });
 }
 
 /** Maps filesystem "out of space" failures to a typed error so the HTTP layer can answer 507. */

@@ -16,7 +16,14 @@ export const LINGER_MS = 5_000;
  * keep reading and discarding what the client still sends for up to `lingerMs` (nginx's
  * "lingering close"), and destroy the socket once the client stops or time is up.
  */
-export function answerAndClose(req: IncomingMessage, res: ServerResponse, status: number, message: string, lingerMs = LINGER_MS): void {
+export function answerAndClose(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  message: string,
+  opts: { lingerMs?: number; headers?: Record<string, string> } = {},
+): void {
+  const lingerMs = opts.lingerMs ?? LINGER_MS;
   if (res.headersSent) {
     res.destroy();
     return;
@@ -40,5 +47,22 @@ export function answerAndClose(req: IncomingMessage, res: ServerResponse, status
       req.resume();
     };
   }
-  sendText(res, status, message, { connection: 'close' });
+  sendText(res, status, message, { ...opts.headers, connection: 'close' });
+}
+
+/** True when the request declares a body (a non-zero Content-Length, or Transfer-Encoding). */
+export function declaresBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
+/**
+ * Answers a request refused before its body was read (400, 403, 404, 405, 413, …). With a body
+ * outstanding the answer is `answerAndClose`'s: reading megabytes only to keep the connection
+ * would serve nobody. A request without a body keeps its connection (clients probing many
+ * paths reuse it).
+ */
+export function refuseRequest(req: IncomingMessage, res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  if (declaresBody(req) && !req.complete) answerAndClose(req, res, status, message, { headers });
+  else sendText(res, status, message, headers);
 }

@@ -1,30 +1,14 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { TrustedRemote } from './authz.js';
 import { defaultAuthorizer, type Authorizer } from './policy/authorizer.js';
 import { normaliseRequestPath } from './request-path.js';
 import type { ServerMetrics } from './metrics.js';
-import { Router, sendText } from './router.js';
-import { isCacheError } from '../cache/errors.js';
-
-/** Maps a handler failure to a status; cache outcomes that escaped a handler keep their meaning. */
-function statusFor(err: unknown): { status: number; message: string } {
-  if (isCacheError(err)) {
-    switch (err.code) {
-      case 'not-found':
-        return { status: 404, message: err.message };
-      case 'insufficient-storage':
-        return { status: 507, message: err.message };
-      case 'too-large':
-        return { status: 413, message: err.message };
-      case 'invalid-argument':
-        return { status: 400, message: err.message };
-      default:
-        break;
-    }
-  }
-  return { status: 500, message: 'internal server error' };
-}
+import type { Router } from './router.js';
+import { LINGER_MS, refuseRequest } from './answer-and-close.js';
+import { statusFor } from './error-status.js';
+import { failRequest, guardEmitter, runInRequestScope, type RequestScope } from './last-resort.js';
 
 /**
  * Server timeouts, chosen for multi-GB snapshot and archive transfers:
@@ -39,6 +23,44 @@ function statusFor(err: unknown): { status: number; message: string } {
  *   balancers, so the balancer (not us) closes first and never reuses a socket we just closed.
  */
 export const SERVER_TIMEOUTS = { headersMs: 30_000, idleMs: 600_000, keepAliveMs: 65_000 } as const;
+
+/** The path part of a request target (no query string). */
+function rawPathOf(url: string): string {
+  const queryAt = url.indexOf('?');
+  return queryAt === -1 ? url : url.slice(0, queryAt);
+}
+
+/** How many Host fields the request carried (node's `req.headers` keeps only the first). */
+function hostHeaderCount(req: IncomingMessage): number {
+  const raw = req.rawHeaders;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') count++;
+  }
+  return count;
+}
+
+/** Methods some route of hoard answers; what a refused CONNECT is told to use instead. */
+const SERVED_METHODS = 'GET, HEAD, POST, PUT, DELETE';
+
+/**
+ * Answers CONNECT with 405: hoard is a caching proxy for named protocols, not a tunnel. Node
+ * hands the raw socket over without its own listeners, so this one must catch socket errors.
+ */
+function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+  socket.on('error', () => undefined);
+  // Whatever the client sends after its CONNECT is discarded; the socket goes once the client
+  // closes its side, or after LINGER_MS (an RST before then could wipe the answer, see answerAndClose).
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  const body = 'method not allowed: CONNECT is not supported (hoard is not a tunnelling proxy)\n';
+  socket.end(
+    `HTTP/1.1 405 Method Not Allowed\r\nAllow: ${SERVED_METHODS}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
 
 /** Options of `createHttpServer`. */
 export interface HttpServerOptions {
@@ -66,21 +88,28 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
   const server = http.createServer(
     { headersTimeout: SERVER_TIMEOUTS.headersMs, requestTimeout: 0, keepAliveTimeout: SERVER_TIMEOUTS.keepAliveMs },
     (req, res) => {
-      void handle(req, res);
+      // The address is read once, now: once the connection is gone `req.socket` is null, and a
+      // log line or policy check reading it then would throw out of an event listener.
+      const scope: RequestScope = { req, res, method: req.method ?? 'GET', uri: rawPathOf(req.url ?? '/'), client: req.socket?.remoteAddress, logger, failed: false };
+      guardEmitter(req, scope);
+      guardEmitter(res, scope);
+      runInRequestScope(scope, () => handle(scope)).catch((err: unknown) => failRequest(scope, err, 'handler'));
     },
   );
   // Without a 'timeout' listener node destroys the idle socket, which is what we want.
   server.setTimeout(opts.idleTimeoutMs ?? SERVER_TIMEOUTS.idleMs);
+  // Without a 'connect' listener node closes a CONNECT request's socket without a word.
+  server.on('connect', refuseConnect);
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(scope: RequestScope): Promise<void> {
+    const { req, res, method, client } = scope;
     const started = process.hrtime.bigint();
     const rawUrl = req.url ?? '/';
     const queryAt = rawUrl.indexOf('?');
-    const rawPath = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+    const rawPath = scope.uri;
     const query = new URLSearchParams(queryAt === -1 ? '' : rawUrl.slice(queryAt + 1));
-    const method = req.method ?? 'GET';
     // A child logger per request is measurably expensive on the hot path; build fields only when logged.
-    const fields = () => ({ client: req.socket.remoteAddress, method, uri: rawPath });
+    const fields = () => ({ client, method, uri: rawPath });
     const log = {
       warn: (obj: object, msg: string) => logger.warn({ ...fields(), ...obj }, msg),
       error: (obj: object, msg: string) => logger.error({ ...fields(), ...obj }, msg),
@@ -94,6 +123,12 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       }
     });
 
+    if (hostHeaderCount(req) > 1) {
+      // RFC 9112 §3.2: a server must answer 400 to a request with more than one Host field
+      // (Host-based routing below must never have to pick one).
+      refuseRequest(req, res, 400, 'bad request: more than one Host header');
+      return;
+    }
     const claim = router.intercepted(req);
     if (claim) {
       if (!authorized(claim.policyPath)) return;
@@ -101,24 +136,24 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       return;
     }
     if (!rawPath.startsWith('/')) {
-      sendText(res, 400, 'bad request: absolute-form URLs are not supported');
+      refuseRequest(req, res, 400, 'bad request: absolute-form URLs are not supported');
       return;
     }
     // Decode once; the policy and the router both see exactly this path.
     const normalised = normaliseRequestPath(rawPath);
     if (!normalised.ok) {
-      sendText(res, 400, normalised.message);
+      refuseRequest(req, res, 400, normalised.message);
       return;
     }
     const path = normalised.path;
     if (!authorized(path)) return;
     const match = router.find(method, normalised.routable);
     if (!match) {
-      sendText(res, 404, 'not found');
+      refuseRequest(req, res, 404, 'not found');
       return;
     }
     if ('allowed' in match) {
-      sendText(res, 405, 'method not allowed', { allow: match.allowed.join(', ') });
+      refuseRequest(req, res, 405, 'method not allowed', { allow: match.allowed.join(', ') });
       return;
     }
     await runHandler(() => match.handler(req, res, match.params, query));
@@ -129,10 +164,10 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       if (decision === 'allow') return true;
       if (decision === 'error') {
         log.error({ path: policyPath }, 'policy evaluation failed');
-        sendText(res, 500, 'policy evaluation error');
+        refuseRequest(req, res, 500, 'policy evaluation error');
       } else {
         log.warn({ path: policyPath, policy: authorizer.kind }, authorizer.kind === 'default' ? 'denied by the default policy (loopback only)' : 'denied by the opa policy');
-        sendText(res, 403, 'forbidden');
+        refuseRequest(req, res, 403, 'forbidden');
       }
       return false;
     }
@@ -144,7 +179,7 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
         const { status, message } = statusFor(err);
         if (status >= 500) log.error({ err }, 'handler failed');
         if (res.headersSent) res.destroy(err as Error);
-        else sendText(res, status, message);
+        else refuseRequest(req, res, status, message);
       }
     }
   }

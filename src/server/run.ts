@@ -2,6 +2,7 @@ import { ConfigError, loadConfig, resolveConfigSource } from '../config/load.js'
 import { renderSchema } from '../config/render-schema.js';
 import { allProviderSpecs, startServer } from './wiring.js';
 import { missingTools } from './tools.js';
+import { installLastResort } from './last-resort.js';
 
 /**
  * `hoard serve`: resolve and load the config, check system tools, start, and stop gracefully on
@@ -36,6 +37,7 @@ export async function runServer(opts: { configPath?: string | undefined; schema?
     process.stderr.write(`hoard: cannot start: ${(err as Error).message}\n`);
     return 1;
   }
+  installLastResort(server.logger);
   process.stderr.write(`hoard listening on ${server.url} (config: ${cfg.source})\n`);
   let stopping = false;
   const stop = (signal: string) => {

@@ -10,6 +10,8 @@ import type { MetadataStore } from '../metadata/store.js';
 import { mountObjectApi } from '../strategies/api/object-api.js';
 import { strategyProviders } from '../strategies/registry.js';
 import type { TrustedRemote } from './authz.js';
+import { answerAndClose } from './answer-and-close.js';
+import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../util/read-body.js';
 import { createHttpServer } from './http-server.js';
 import { createAuthorizer } from './policy/authorizer.js';
 import { LOG_LEVELS, createLogger } from './logging.js';
@@ -155,14 +157,15 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
     router.on(['PUT', 'POST'], '/admin/log/level', async (req, res, _params, query) => {
       let level = query.get('level') ?? undefined;
       if (!level) {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        for await (const chunk of req) {
-          size += (chunk as Buffer).length;
-          if (size > 1024) return sendText(res, 413, 'request body too large');
-          chunks.push(chunk as Buffer);
+        let raw: Buffer;
+        try {
+          raw = await readBoundedBody(req, 1024);
+        } catch (err) {
+          if (err instanceof BodyTooLargeError) return answerAndClose(req, res, 413, 'request body too large (at most 1024 bytes)');
+          if (err instanceof BodyIncompleteError) return;
+          throw err;
         }
-        const body = Buffer.concat(chunks).toString().trim();
+        const body = raw.toString().trim();
         level = new URLSearchParams(body).get('level') ?? body;
       }
       if (!(LOG_LEVELS as readonly string[]).includes(level)) {

@@ -42,7 +42,7 @@ allow if not lower(input.path[0]) in {"api", "admin"}
 
 /** The built-in policy: `/api` and `/admin` from trusted (loopback) callers only. */
 export function defaultAuthorizer(trusted?: TrustedRemote): Authorizer {
-  return { kind: 'default', decide: (req, path) => (isAllowed(path, req.socket.remoteAddress, trusted) ? 'allow' : 'deny') };
+  return { kind: 'default', decide: (req, path) => (isAllowed(path, req.socket?.remoteAddress, trusted) ? 'allow' : 'deny') };
 }
 
 /** The input document of cachew §7.1, built from a request and its decoded path. */
@@ -53,8 +53,8 @@ export function policyInput(req: IncomingMessage, path: string): { method: strin
     // cachew's Go server drops Host from the header map; policies written for it never see it.
     if (name !== 'host' && values?.[0] !== undefined) headers[name] = values[0];
   }
-  const address = req.socket.remoteAddress ?? '';
-  const port = req.socket.remotePort ?? 0;
+  const address = req.socket?.remoteAddress ?? '';
+  const port = req.socket?.remotePort ?? 0;
   return { method: req.method ?? 'GET', path: trimmed === '' ? [] : trimmed.split('/'), headers, remote_addr: address.includes(':') ? `[${address}]:${port}` : `${address}:${port}` };
 }
 
