@@ -13,23 +13,39 @@ export interface ReadConditions extends Conditions {
   ifRange?: string | undefined;
 }
 
-function listMatches(list: string, etag: string): boolean {
+/** The opaque part of an entity tag: `W/"x"` and `"x"` both give `"x"`. */
+function opaqueTag(tag: string): string {
+  return tag.startsWith('W/') ? tag.slice(2) : tag;
+}
+
+/**
+ * RFC 9110 §8.8.3.2: two entity tags match weakly when their opaque parts are equal, whichever is
+ * weak; they match strongly only when neither is weak and they are equal.
+ */
+function tagsMatch(a: string, b: string, weak: boolean): boolean {
+  if (weak) return opaqueTag(a) === opaqueTag(b);
+  return a === b && !a.startsWith('W/');
+}
+
+/** True when `etag` is in the If-Match / If-None-Match `list` (or the list is `*`). */
+function listMatches(list: string, etag: string, weak: boolean): boolean {
   return list.split(',').some((member) => {
     const tag = member.trim();
-    return tag === '*' || tag === etag;
+    return tag === '*' || tagsMatch(tag, etag, weak);
   });
 }
 
 /**
  * Throws `precondition-failed` or `not-modified` (carrying `headers`) as §2.6 says; returns
- * normally when the object should be served.
+ * normally when the object should be served. If-Match compares strongly (RFC 9110 §13.1.1),
+ * If-None-Match weakly (§13.1.2), so a client that cached `W/"x"` gets its 304 for `"x"`.
  */
 export function checkConditions(cond: Conditions, headers: StoredHeaders): void {
   const etag = headers['etag'] ?? '';
-  if (cond.ifMatch !== undefined && (etag === '' || !listMatches(cond.ifMatch, etag))) {
+  if (cond.ifMatch !== undefined && (etag === '' || !listMatches(cond.ifMatch, etag, false))) {
     throw new CacheError('precondition-failed', 'precondition failed');
   }
-  if (cond.ifNoneMatch !== undefined && etag !== '' && listMatches(cond.ifNoneMatch, etag)) {
+  if (cond.ifNoneMatch !== undefined && etag !== '' && listMatches(cond.ifNoneMatch, etag, true)) {
     throw new CacheError('not-modified', 'not modified', { headers });
   }
 }
@@ -47,7 +63,8 @@ export interface ByteRange {
 export function resolveRange(cond: ReadConditions, etag: string | undefined, size: number): ByteRange | undefined {
   const header = cond.range?.trim();
   if (!header) return undefined;
-  if (cond.ifRange !== undefined && (!etag || cond.ifRange.trim() !== etag)) return undefined;
+  // If-Range compares strongly (RFC 9110 §13.1.5): a weak validator never allows a partial answer.
+  if (cond.ifRange !== undefined && (!etag || !tagsMatch(cond.ifRange.trim(), etag, false))) return undefined;
   if (!header.startsWith('bytes=')) return undefined;
   const spec = header.slice('bytes='.length).trim();
   if (spec.includes(',')) return undefined;

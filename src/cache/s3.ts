@@ -5,7 +5,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
 import { BackendCache, ObjectWriter, clampTtl, type Backend } from './backend.js';
 import { checkConditions, resolveRange, type Conditions, type ReadConditions } from './conditional.js';
-import { CacheError, notFound } from './errors.js';
+import { CacheError, notFound, tierUnavailable } from './errors.js';
 import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
 import type { CacheKey } from './key.js';
 import { isMissing } from './s3-client.js';
@@ -73,10 +73,22 @@ async function readRange(body: unknown, expected: number): Promise<Buffer> {
   return buf;
 }
 
-function s3Error(action: string, err: unknown): CacheError | Error {
+/**
+ * What a failed S3 call means to the cache: a cancelled call stays a plain error (the caller
+ * went away; nothing is wrong with the tier), every other failure makes the tier `unavailable`
+ * (HTTP 503) with a short reason a caller may see: the S3 call and the network error code or S3
+ * status, never the endpoint or credentials. The SDK's error is kept as the cause for the log.
+ */
+function s3Error(bucket: string, action: string, err: unknown): CacheError | Error {
   if (err instanceof CacheError) return err;
-  const e = err as { name?: string; message?: string };
-  return new Error(`S3 ${action} failed: ${e?.name ?? 'error'}: ${e?.message ?? String(err)}`);
+  const e = err as { name?: string; message?: string; code?: unknown; syscall?: unknown; $metadata?: { httpStatusCode?: number } } | undefined;
+  if (e?.name === 'AbortError') return new Error(`S3 ${action} cancelled`, { cause: err });
+  const status = e?.$metadata?.httpStatusCode;
+  let reason: string;
+  if (typeof e?.code === 'string' && /^E[A-Z0-9_]+$/.test(e.code)) reason = `${typeof e.syscall === 'string' ? `${e.syscall} ` : ''}${e.code}`;
+  else if (status !== undefined) reason = `HTTP ${status} ${e?.name ?? 'error'}`;
+  else reason = `${e?.name ?? 'error'}: ${String(e?.message ?? err).slice(0, 200)}`;
+  return tierUnavailable(`s3 (bucket ${bucket})`, `${action}: ${reason}`, err);
 }
 
 /**
@@ -109,7 +121,7 @@ class S3Backend implements Backend {
       indexETag = res.ETag ?? '';
     } catch (err) {
       if (isMissing(err)) throw notFound();
-      throw s3Error('GET index', err);
+      throw s3Error(this.opts.bucket, 'GET index', err);
     }
     let record: IndexRecord;
     try {
@@ -182,7 +194,7 @@ class S3Backend implements Backend {
     } catch (err) {
       // Superseded and swept since the index was read: the write we promised is gone.
       if (isMissing(err)) throw notFound();
-      throw s3Error('GET', err);
+      throw s3Error(this.opts.bucket, 'GET', err);
     }
   }
 
@@ -245,7 +257,7 @@ class S3Backend implements Backend {
       done.catch(() => undefined);
       return done;
     };
-    const failed = () => new Promise<never>((_, reject) => void start().catch((err: unknown) => reject(s3Error('upload', err))));
+    const failed = () => new Promise<never>((_, reject) => void start().catch((err: unknown) => reject(s3Error(this.opts.bucket, 'upload', err))));
     return new ObjectWriter(
       {
         write: async (chunk) => {
@@ -260,7 +272,7 @@ class S3Backend implements Backend {
           try {
             await done;
           } catch (err) {
-            throw s3Error('upload', err);
+            throw s3Error(this.opts.bucket, 'upload', err);
           }
           const previous = await this.live(ns, key).catch(() => undefined);
           const record: IndexRecord = { tag, size, expiresAt: Math.ceil((Date.now() + ttl) / 1000) * 1000, headers: stored };
@@ -268,7 +280,7 @@ class S3Backend implements Backend {
             await this.putIndex(indexKey, record);
           } catch (err) {
             await this.deleteObject(bodyKey).catch(() => undefined);
-            throw s3Error('PUT index', err);
+            throw s3Error(this.opts.bucket, 'PUT index', err);
           }
           if (previous && previous.bodyKey !== bodyKey) this.sweepLater(previous.bodyKey);
         },
@@ -315,7 +327,7 @@ class S3Backend implements Backend {
     try {
       await this.removeLive(live);
     } catch (err) {
-      throw s3Error('DELETE', err);
+      throw s3Error(this.opts.bucket, 'DELETE', err);
     }
   }
 

@@ -7,7 +7,8 @@ import { isCacheError } from '../../cache/errors.js';
 import { isValidNamespace, parseKey, type CacheKey } from '../../cache/key.js';
 import { unquoteStrongETag, type StoredHeaders } from '../../cache/headers.js';
 import { parseDuration } from '../../config/duration.js';
-import { answerAndClose } from '../../server/answer-and-close.js';
+import { answerAndClose, refuseRequest } from '../../server/answer-and-close.js';
+import { cacheErrorAnswer } from '../../server/error-status.js';
 import { sendJson, sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import type { RouteParams, RouteRegistry } from '../../server/strategy.js';
@@ -67,10 +68,16 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
   // Namespace views are stateless, so they are built once per namespace rather than per request
   // (each build validates the name and allocates wrappers). Bounded: cleared when full.
   const views = new Map<string, Cache>();
-  const view = (params: RouteParams, res: ServerResponse): Cache | undefined => {
+  const view = (params: RouteParams, req: IncomingMessage, res: ServerResponse): Cache | undefined => {
     const ns = namespaceOf(params);
     if (ns === undefined) {
-      sendText(res, 400, 'Invalid namespace');
+      refuseRequest(req, res, 400, 'Invalid namespace');
+      return undefined;
+    }
+    if (!params['key']) {
+      // An empty key would be hashed like any other and name one shared object for every
+      // caller that forgot its key; refusing it makes the client's bug visible.
+      refuseRequest(req, res, 400, 'Invalid key: the object key must not be empty');
       return undefined;
     }
     let v = views.get(ns);
@@ -83,20 +90,23 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
   };
 
   routes.on(['GET', 'HEAD'], '/api/v1/object/:ns/:key', async (req, res, params) => {
-    const c = view(params, res);
+    const c = view(params, req, res);
     if (!c) return;
     try {
       const sent = await sendCacheObject(c, keyOf(params), req, res);
       if (!sent) sendText(res, 404, 'Cache object not found');
     } catch (err) {
-      // The detail goes to the log, not to the caller (reference §7.4: no internal error text).
-      logger.error({ err }, 'open failed');
-      sendText(res, 500, 'Failed to open cache object');
+      // Internal detail goes to the log, not to the caller (reference §7.4: no internal error
+      // text); cache outcomes with a meaning (a tier unavailable, 503) keep it.
+      const known = cacheErrorAnswer(err);
+      if (!known || known.status >= 500) logger.error({ err }, 'open failed');
+      if (known) sendText(res, known.status, known.message);
+      else sendText(res, 500, 'Failed to open cache object');
     }
   });
 
   routes.on('POST', '/api/v1/object/:ns/:key', async (req, res, params) => {
-    const c = view(params, res);
+    const c = view(params, req, res);
     if (!c) return;
     const ttlHeader = req.headers['time-to-live'];
     let ttlMs: number | undefined;
@@ -152,30 +162,34 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
     }
   });
 
-  routes.on('DELETE', '/api/v1/object/:ns/:key', async (_req, res, params) => {
-    const c = view(params, res);
+  routes.on('DELETE', '/api/v1/object/:ns/:key', async (req, res, params) => {
+    const c = view(params, req, res);
     if (!c) return;
     try {
       await c.delete(keyOf(params));
       res.writeHead(200, { 'content-length': 0 }).end();
     } catch (err) {
+      const known = cacheErrorAnswer(err);
       if (isCacheError(err, 'not-found')) sendText(res, 404, 'Cache object not found');
       else {
         logger.error({ err }, 'delete failed');
-        sendText(res, 500, 'Failed to delete cache object');
+        if (known) sendText(res, known.status, known.message);
+        else sendText(res, 500, 'Failed to delete cache object');
       }
     }
   });
 
-  routes.on('POST', '/api/v1/object/:ns/:key/invalidate', async (_req, res, params) => {
-    const c = view(params, res);
+  routes.on('POST', '/api/v1/object/:ns/:key/invalidate', async (req, res, params) => {
+    const c = view(params, req, res);
     if (!c) return;
     try {
       await c.invalidate(keyOf(params));
       res.writeHead(200, { 'content-length': 0 }).end();
     } catch (err) {
       logger.error({ err }, 'invalidate failed');
-      sendText(res, 500, 'Failed to invalidate cache object');
+      const known = cacheErrorAnswer(err);
+      if (known) sendText(res, known.status, known.message);
+      else sendText(res, 500, 'Failed to invalidate cache object');
     }
   });
 
@@ -250,13 +264,10 @@ function receiveBody(req: IncomingMessage, writer: Writable): Promise<void> {
 }
 
 /**
- * Status and caller-facing message for a failed upload: 507 when storage is full, 413 when the
- * object can never fit (a memory tier's limit), 400 for invalid arguments, else 500 without
+ * Status and caller-facing message for a failed upload: the cache outcome's own mapping (507
+ * storage full, 413 can never fit, 400 invalid argument, 503 tier unavailable), else 500 without
  * internal detail.
  */
 function uploadFailure(err: unknown): { status: number; message: string } {
-  if (isCacheError(err, 'insufficient-storage')) return { status: 507, message: `Insufficient storage: ${err.message}` };
-  if (isCacheError(err, 'too-large')) return { status: 413, message: `Object too large: ${err.message}` };
-  if (isCacheError(err, 'invalid-argument')) return { status: 400, message: err.message };
-  return { status: 500, message: 'Failed to create cache object (the server log has the cause)' };
+  return cacheErrorAnswer(err) ?? { status: 500, message: 'Failed to create cache object (the server log has the cause)' };
 }

@@ -10,6 +10,9 @@ import { isCacheError } from '../../cache/errors.js';
 import type { CacheKey } from '../../cache/key.js';
 import { createArchive } from '../../client/archive.js';
 import { sendJson, sendText } from '../../server/router.js';
+import { answerAndClose } from '../../server/answer-and-close.js';
+import { UpstreamRepositoryMissingError, upstreamLacksRepository } from './upstream-missing.js';
+import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../util/read-body.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import { holdingConnection } from '../../server/hold-connection.js';
 import { ChildProcessError, startChild } from '../../util/process.js';
@@ -119,6 +122,9 @@ function requestSignal(res: ServerResponse): AbortSignal {
   });
   return controller.signal;
 }
+
+/** Largest ensure-refs request body (a JSON list of refs and commits). */
+const ENSURE_REFS_MAX_BODY = 1 << 20;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
@@ -658,14 +664,15 @@ export class SnapshotService {
   private async ensureRefs(req: IncomingMessage, res: ServerResponse, repo: Repository): Promise<void> {
     let body: { refs?: Record<string, string>; commits?: string[] };
     try {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of req) {
-        size += (chunk as Buffer).length;
-        if (size > 1 << 20) return sendText(res, 413, 'request body too large');
-        chunks.push(chunk as Buffer);
+      let raw: Buffer;
+      try {
+        raw = await readBoundedBody(req, ENSURE_REFS_MAX_BODY);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) return answerAndClose(req, res, 413, `request body too large: ensure-refs takes at most ${ENSURE_REFS_MAX_BODY} bytes`);
+        if (err instanceof BodyIncompleteError) return;
+        throw err;
       }
-      body = JSON.parse(Buffer.concat(chunks).toString() || 'null') as typeof body;
+      body = JSON.parse(raw.toString() || 'null') as typeof body;
       if (!body || typeof body !== 'object') throw new Error('expected a JSON object');
     } catch (err) {
       return sendText(res, 400, `invalid request body: ${(err as Error).message}`);
@@ -683,6 +690,7 @@ export class SnapshotService {
     try {
       await holdingConnection(res, () => this.deps.ensureReady(repo, signal));
     } catch (err) {
+      if (err instanceof UpstreamRepositoryMissingError) return sendText(res, 404, `repository not found: ${err.message}`);
       return sendText(res, 502, `clone not ready: ${(err as Error).message}`);
     }
     const check = async () => {
@@ -707,6 +715,7 @@ export class SnapshotService {
         fetched = true;
         repo.invalidateRefCheck();
       } catch (err) {
+        if (upstreamLacksRepository(err)) return sendText(res, 404, `repository not found: the upstream has no repository ${repo.upstreamURL}`);
         return sendText(res, 502, `ensure refs: ${(err as Error).message}`);
       }
       result = await check();

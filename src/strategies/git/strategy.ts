@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { duration } from '../../config/duration.js';
 import { Scheduler } from '../../jobs/scheduler.js';
 import { sendText } from '../../server/router.js';
+import { answerAndClose, refuseRequest } from '../../server/answer-and-close.js';
+import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../util/read-body.js';
 import type { Strategy, StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { waitForDrain } from '../../util/tee.js';
@@ -18,7 +20,8 @@ import { SpoolSet, SpoolUnavailableError } from './spool.js';
 import { CorruptMirrorSnapshotError, SnapshotService } from './snapshots.js';
 import type { Cache } from '../../cache/cache.js';
 import type { MetadataStore } from '../../metadata/store.js';
-import { fetchWants, isLsRefsRequest } from './upload-pack-request.js';
+import { fetchWants, isLsRefsRequest, uploadPackBodyProblem } from './upload-pack-request.js';
+import { UpstreamRepositoryMissingError, upstreamLacksRepository } from './upstream-missing.js';
 import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstream.js';
 import { discardInBackground } from '../../util/discard.js';
 
@@ -49,19 +52,6 @@ const SERVE_TIMEOUT_MS = 60 * 60_000;
 const RESTORE_RETRY_MAX_MS = 30 * 60_000;
 /** Metadata namespace of cross-replica snapshot generation claims. */
 const CLAIMS_NAMESPACE = 'git-snapshot-claims';
-
-class BodyTooLargeError extends Error {}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new BodyTooLargeError(`request body larger than ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
-}
 
 /** The git caching strategy: smart-HTTP served from local mirrors (reference git §2-3, §6). */
 class GitStrategy implements Strategy {
@@ -144,7 +134,10 @@ class GitStrategy implements Strategy {
     if (repo.state === 'ready') return;
     this.startClone(repo);
     await repo.waitWhileCloning(signal);
-    if ((repo.state as string) !== 'ready') throw new Error(`mirror of ${repo.upstreamURL} could not be cloned${repo.lastCloneFailure ? `: ${repo.lastCloneFailure}` : ''}`);
+    if ((repo.state as string) === 'ready') return;
+    const failure = repo.lastCloneFailure;
+    if (upstreamLacksRepository(failure)) throw new UpstreamRepositoryMissingError(repo.upstreamURL, failure);
+    throw new Error(`mirror of ${repo.upstreamURL} could not be cloned${failure ? `: ${failure}` : ''}`);
   }
 
   /** Periodic snapshot jobs for a Ready repository (only when snapshot-interval > 0). */
@@ -349,11 +342,11 @@ class GitStrategy implements Strategy {
     try {
       parsed = parseGitPath(afterGit);
     } catch (err) {
-      if (err instanceof InvalidGitPathError) return sendText(res, 400, `bad git path: ${err.message}`);
+      if (err instanceof InvalidGitPathError) return refuseRequest(req, res, 400, `bad git path: ${err.message}`);
       throw err;
     }
     if (!this.hostAllowed(parsed.host)) {
-      return sendText(res, 403, `host not allowed: ${parsed.host} (allowed-hosts: ${[...this.allowedHosts].join(', ')})`);
+      return refuseRequest(req, res, 403, `host not allowed: ${parsed.host} (allowed-hosts: ${[...this.allowedHosts].join(', ')})`);
     }
     // The query goes upstream exactly as the client wrote it: re-serialising the parsed form
     // changes it (`a` becomes `a=`, `%20` becomes `+`), which signed or opaque queries do not survive.
@@ -375,11 +368,14 @@ class GitStrategy implements Strategy {
     let body: Buffer | undefined;
     if (isUploadPack) {
       try {
-        body = await readBody(req, MAX_REQUEST_BODY);
+        body = await readBoundedBody(req, MAX_REQUEST_BODY);
       } catch (err) {
-        if (err instanceof BodyTooLargeError) return sendText(res, 413, err.message);
+        if (err instanceof BodyTooLargeError) return answerAndClose(req, res, 413, err.message);
+        if (err instanceof BodyIncompleteError) return;
         throw err;
       }
+      const problem = await uploadPackBodyProblem(req.headers, body);
+      if (problem) return sendText(res, problem.status, `malformed git-upload-pack request: ${problem.message}`);
     }
     // Looked up only now: a record taken before the body arrived may have been dropped meanwhile
     // (its clone failed), and starting a clone on a dropped record would race the live one.
@@ -511,7 +507,7 @@ class GitStrategy implements Strategy {
         env: this.servingEnv,
         timeoutMs: SERVE_TIMEOUT_MS,
         signal: abort.signal,
-        remoteAddress: req.socket.remoteAddress,
+        remoteAddress: req.socket?.remoteAddress,
       });
       const held: Buffer[] = [];
       let heldBytes = 0;

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { promisify } from 'node:util';
-import { constants, gunzip, gunzipSync } from 'node:zlib';
+import { constants, createGunzip, gunzip, gunzipSync } from 'node:zlib';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -80,4 +80,143 @@ export async function fetchWants(headers: IncomingHttpHeaders, body: Buffer): Pr
     wants.push(id);
   }
   return wants;
+}
+
+/** Longest pkt-line git accepts (LARGE_PACKET_MAX): 4 length bytes plus 65516 of payload. */
+const MAX_PKT_LENGTH = 65520;
+/**
+ * Most bytes a gzip request body may inflate to while its framing is checked: the limit `git
+ * http-backend` itself is given (GIT_HTTP_MAX_REQUEST_BUFFER in cgi.ts), so anything it would
+ * accept is checked to the end, and a gzip bomb costs bounded time and no memory.
+ */
+const MAX_INFLATED_BYTES = 100 << 20;
+
+/** Why an upload-pack request body is refused: 400 for bad framing, 413 for an oversized inflation. */
+export interface UploadPackBodyProblem {
+  status: 400 | 413;
+  message: string;
+}
+
+/**
+ * Walks the pkt-line framing of a request body chunk by chunk, holding only the current
+ * packet's header and, for short packets, their payload (gitprotocol-common, gitprotocol-pack,
+ * gitprotocol-v2):
+ * - every packet has a 4-hex-digit length: 0000 flush, 0001 delimiter (v2 only), else ≥ 4 and
+ *   ≤ 65520 bytes;
+ * - the body ends exactly at a packet boundary;
+ * - v0/v1 requests start with `want ` and end with a flush (a negotiation round) or `done`;
+ *   v2 requests are one flush alone or start with `command=` and end with a flush.
+ */
+class PktLineChecker {
+  private header = '';
+  private remaining = 0;
+  /** The payload of the packet being read when it is short enough to matter (first or `done`). */
+  private payload = '';
+  private packets = 0;
+  private last: 'flush' | 'delim' | 'data' | undefined;
+  private lastPayload = '';
+  private offset = 0;
+
+  constructor(private readonly v2: boolean) {}
+
+  /** Feeds the next bytes; returns the problem as soon as one is found. */
+  push(chunk: Buffer): string | undefined {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.remaining > 0) {
+        const take = Math.min(this.remaining, chunk.length - i);
+        if (this.payload.length < 16) this.payload += chunk.toString('latin1', i, i + Math.min(take, 16 - this.payload.length));
+        this.remaining -= take;
+        i += take;
+        this.offset += take;
+        if (this.remaining === 0) {
+          const problem = this.endData();
+          if (problem) return problem;
+        }
+        continue;
+      }
+      const take = Math.min(4 - this.header.length, chunk.length - i);
+      this.header += chunk.toString('latin1', i, i + take);
+      i += take;
+      if (this.header.length < 4) continue;
+      const problem = this.startPacket();
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+
+  /** Called at the end of the body. */
+  end(): string | undefined {
+    if (this.header.length > 0 || this.remaining > 0) return `truncated: the body ends inside the pkt-line at byte ${this.offset}`;
+    if (this.packets === 0) return 'empty request body';
+    if (this.last === 'flush') return undefined;
+    if (!this.v2 && this.last === 'data' && /^done\n?$/.test(this.lastPayload)) return undefined;
+    return `truncated: the request must end with ${this.v2 ? 'a flush-pkt (0000)' : 'a flush-pkt (0000) or "done"'}`;
+  }
+
+  private startPacket(): string | undefined {
+    const text = this.header;
+    const at = this.offset;
+    this.header = '';
+    if (!/^[0-9a-fA-F]{4}$/.test(text)) return `bad pkt-line length ${JSON.stringify(text)} at byte ${at}`;
+    const length = Number.parseInt(text, 16);
+    this.offset += 4;
+    if (length === 0 || length === 1) {
+      if (length === 1 && !this.v2) return `delim-pkt (0001) at byte ${at} outside protocol v2`;
+      if (this.packets === 0 && (length === 1 || !this.v2)) return `the request starts with ${length === 0 ? 'a flush-pkt' : 'a delim-pkt'} instead of ${this.v2 ? '"command="' : '"want "'}`;
+      this.packets++;
+      this.last = length === 0 ? 'flush' : 'delim';
+      return undefined;
+    }
+    if (length < 4) return `invalid pkt-line length ${text} at byte ${at}`;
+    if (length > MAX_PKT_LENGTH) return `pkt-line of ${length} bytes at byte ${at} (at most ${MAX_PKT_LENGTH})`;
+    this.remaining = length - 4;
+    this.payload = '';
+    if (this.remaining === 0) return this.endData();
+    return undefined;
+  }
+
+  private endData(): string | undefined {
+    if (this.packets === 0) {
+      const expected = this.v2 ? 'command=' : 'want ';
+      if (!this.payload.startsWith(expected)) return `the request starts with ${JSON.stringify(this.payload.slice(0, 16))} instead of ${JSON.stringify(expected)}`;
+    }
+    this.packets++;
+    this.last = 'data';
+    this.lastPayload = this.payload;
+    return undefined;
+  }
+}
+
+/**
+ * Checks the framing of a `git-upload-pack` request body before git (or the upstream) sees it:
+ * given garbage, git http-backend answers 200 and an empty body, which clients report as an
+ * obscure protocol error. A gzip body is inflated as a stream and checked as it inflates, so
+ * nothing but the current packet header is held. Returns undefined for a well-framed body.
+ */
+export async function uploadPackBodyProblem(headers: IncomingHttpHeaders, body: Buffer): Promise<UploadPackBodyProblem | undefined> {
+  const checker = new PktLineChecker(String(headers['git-protocol'] ?? '').includes('version=2'));
+  const encoding = String(headers['content-encoding'] ?? '').trim().toLowerCase();
+  // The encodings git http-backend inflates; any other body is passed to upload-pack as it is.
+  if (encoding !== 'gzip' && encoding !== 'x-gzip') {
+    const problem = checker.push(body) ?? checker.end();
+    return problem ? { status: 400, message: problem } : undefined;
+  }
+  const inflater = createGunzip();
+  inflater.end(body);
+  let inflated = 0;
+  try {
+    for await (const chunk of inflater) {
+      inflated += (chunk as Buffer).length;
+      if (inflated > MAX_INFLATED_BYTES) return { status: 413, message: `the gzip body inflates to more than ${MAX_INFLATED_BYTES} bytes` };
+      const problem = checker.push(chunk as Buffer);
+      if (problem) return { status: 400, message: problem };
+    }
+  } catch (err) {
+    return { status: 400, message: `the body is not valid gzip: ${(err as Error).message}` };
+  } finally {
+    inflater.destroy();
+  }
+  const problem = checker.end();
+  return problem ? { status: 400, message: problem } : undefined;
 }
