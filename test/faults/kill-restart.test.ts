@@ -229,3 +229,24 @@ test('start-up succeeds while something is still writing into the scratch space'
   await assertTrashEmptied(state);
   await hoard.kill9();
 });
+
+test('a mirror whose fetch was killed mid-update (stale ref locks) fetches again after restart', async () => {
+  const { state, config } = await makeState('killed-fetch');
+  const first = await startHoard(config);
+  await assertCloneEqualsUpstream(first, 'org/small.git', state);
+  await first.kill9();
+  // What a `git fetch` killed while updating refs leaves behind: its lock files (and a temp pack).
+  const mirror = path.join(state, 'git-mirrors', upstream.hostPort, 'org', 'small.git');
+  await fs.mkdir(path.join(mirror, 'refs', 'heads'), { recursive: true });
+  for (const lock of ['refs/heads/main.lock', 'packed-refs.lock', 'HEAD.lock', 'objects/pack/tmp_pack_killed']) await fs.writeFile(path.join(mirror, lock), '');
+  const newHead = await upstream.commit('org/small.git', 'after the killed fetch');
+
+  const second = await startHoard(config);
+  await liveness(second);
+  // The start-up fetch brings the mirror up to date (it fails for ever while a lock remains).
+  await waitFor('the restarted server to fetch the new commit into its mirror', 60_000, () =>
+    git(['rev-parse', 'refs/heads/main'], mirror) === newHead ? true : undefined,
+  );
+  await assertCloneEqualsUpstream(second, 'org/small.git', state);
+  await second.kill9();
+});

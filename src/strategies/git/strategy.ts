@@ -24,6 +24,7 @@ import { fetchWants, isLsRefsRequest, uploadPackBodyProblem } from './upload-pac
 import { UpstreamRepositoryMissingError, upstreamLacksRepository } from './upstream-missing.js';
 import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstream.js';
 import { discardInBackground } from '../../util/discard.js';
+import { removeStaleLocks } from './stale-locks.js';
 
 const gitSchema = z.strictObject({
   'snapshot-interval': duration().default(0).describe('Period of snapshot generation (0 = off; on-demand serving still works).'),
@@ -282,6 +283,7 @@ class GitStrategy implements Strategy {
         this.logger.warn({ dir, host: parsed.host }, 'ignoring a mirror whose host is not in allowed-hosts');
         return [];
       }
+      await removeStaleLocks(dir, this.logger);
       const repo = new Repository(this.upstreamURL(parsed), dir, this.settings, 'ready');
       this.repos.set(repo.upstreamURL, repo);
       return [repo];
