@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -95,6 +96,24 @@ for (const c of cases) {
     await assertStillServing(c.name);
   });
 }
+
+test('a client that disconnects in the middle of its upload leaves hoard serving', async () => {
+  for (const route of ['/api/v1/object/e2e/cut-short', '/git/allowed.example/o/r/git-upload-pack', '/git/allowed.example/o/r/ensure-refs', '/no/such/route']) {
+    const { hostname, port } = new URL(hoard.url);
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname, () => {
+        socket.write(`POST ${route} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Length: ${MiB}\r\n\r\n`);
+        socket.write(Buffer.alloc(1024), () => {
+          // Gone before the body is complete, without waiting for an answer.
+          socket.destroy();
+          resolve();
+        });
+      });
+      socket.on('error', reject);
+    });
+    await assertStillServing(`a client that left mid-upload to ${route}`);
+  }
+});
 
 test('no early answer logged a crash or an uncaught error', () => {
   assert.doesNotMatch(hoard.log(), /TypeError|uncaught error/);
