@@ -9,21 +9,39 @@
 /** A parsed attribute value. */
 export type HclValue = string | number | boolean | null | HclValue[] | { [key: string]: HclValue };
 
-/** `name = value`. */
+/** A place in the source: 1-based line and column. */
+export interface HclPosition {
+  line: number;
+  column: number;
+}
+
+/**
+ * Where a value and each of its parts start, shaped like the value: `items` for a list, `entries`
+ * (by key) for an object. Lets a validation problem deep inside a value name its exact place.
+ */
+export interface HclValuePositions extends HclPosition {
+  items?: HclValuePositions[];
+  entries?: Record<string, HclValuePositions>;
+}
+
+/** `name = value`; `line`/`column` are the name's, `valueAt` the value's. */
 export interface HclAttribute {
   kind: 'attribute';
   name: string;
   value: HclValue;
   line: number;
+  column: number;
+  valueAt: HclValuePositions;
 }
 
-/** `type "label" ... { body }`. */
+/** `type "label" ... { body }`; `line`/`column` are the block type's. */
 export interface HclBlock {
   kind: 'block';
   type: string;
   labels: string[];
   body: HclBody;
   line: number;
+  column: number;
 }
 
 /** The contents of a file or block, in source order. */
@@ -68,6 +86,10 @@ class Parser {
 
   private fail(detail: string): never {
     throw new HclSyntaxError(this.file, this.line, this.pos - this.lineStart + 1, detail);
+  }
+
+  private here(): HclPosition {
+    return { line: this.line, column: this.pos - this.lineStart + 1 };
   }
 
   private peek(offset = 0): string {
@@ -129,14 +151,14 @@ class Parser {
       const ch = this.peek();
       if (ch === '' || (inBlock && ch === '}')) return { items };
       if (!IDENT_START.test(ch)) this.fail(`expected an attribute or block name, found ${this.describeNext()}`);
-      const line = this.line;
+      const { line, column } = this.here();
       const name = this.parseIdentifier();
       this.skipTrivia(false);
       if (this.peek() === '=') {
         this.advance();
         this.skipTrivia(false);
-        const value = this.parseExpression();
-        items.push({ kind: 'attribute', name, value, line });
+        const { value, at } = this.parseExpression();
+        items.push({ kind: 'attribute', name, value, line, column, valueAt: at });
       } else {
         const labels: string[] = [];
         while (this.peek() === '"' || IDENT_START.test(this.peek())) {
@@ -148,7 +170,7 @@ class Parser {
         const body = this.parseBody(true);
         if (this.peek() !== '}') this.fail(`unclosed block ${JSON.stringify(name)} opened on line ${line}`);
         this.advance();
-        items.push({ kind: 'block', type: name, labels, body, line });
+        items.push({ kind: 'block', type: name, labels, body, line, column });
       }
       this.endOfItem();
     }
@@ -173,18 +195,19 @@ class Parser {
     return this.text.slice(start, this.pos);
   }
 
-  private parseExpression(): HclValue {
+  private parseExpression(): { value: HclValue; at: HclValuePositions } {
+    const at: HclValuePositions = this.here();
     const ch = this.peek();
-    if (ch === '"') return this.parseQuoted();
-    if (ch === '<' && this.peek(1) === '<') return this.parseHeredoc();
-    if (ch === '[') return this.parseList();
-    if (ch === '{') return this.parseObject();
-    if (ch === '-' || /[0-9]/.test(ch)) return this.parseNumber();
+    if (ch === '"') return { value: this.parseQuoted(), at };
+    if (ch === '<' && this.peek(1) === '<') return { value: this.parseHeredoc(), at };
+    if (ch === '[') return this.parseList(at);
+    if (ch === '{') return this.parseObject(at);
+    if (ch === '-' || /[0-9]/.test(ch)) return { value: this.parseNumber(), at };
     if (IDENT_START.test(ch)) {
       const word = this.parseIdentifier();
-      if (word === 'true') return true;
-      if (word === 'false') return false;
-      if (word === 'null') return null;
+      if (word === 'true') return { value: true, at };
+      if (word === 'false') return { value: false, at };
+      if (word === 'null') return { value: null, at };
       this.fail(`unsupported expression ${JSON.stringify(word)} (quote strings: "${word}")`);
     }
     this.fail(`expected a value, found ${this.describeNext()}`);
@@ -282,31 +305,37 @@ class Parser {
     return lines.join('\n') + (lines.length ? '\n' : '');
   }
 
-  private parseList(): HclValue[] {
+  private parseList(at: HclValuePositions): { value: HclValue[]; at: HclValuePositions } {
     this.advance();
     const out: HclValue[] = [];
+    at.items = [];
     for (;;) {
       this.skipTrivia(true);
       if (this.peek() === ']') {
         this.advance();
-        return out;
+        return { value: out, at };
       }
-      out.push(this.parseExpression());
+      const item = this.parseExpression();
+      out.push(item.value);
+      at.items.push(item.at);
       this.skipTrivia(true);
       if (this.peek() === ',') this.advance();
       else if (this.peek() !== ']') this.fail(`expected "," or "]" in list, found ${this.describeNext()}`);
     }
   }
 
-  private parseObject(): { [key: string]: HclValue } {
+  private parseObject(at: HclValuePositions): { value: { [key: string]: HclValue }; at: HclValuePositions } {
     this.advance();
     const out: { [key: string]: HclValue } = {};
+    const entries: Record<string, HclValuePositions> = {};
+    at.entries = entries;
     for (;;) {
       this.skipTrivia(true);
       if (this.peek() === '}') {
         this.advance();
-        return out;
+        return { value: out, at };
       }
+      const keyAt = this.here();
       let key: string;
       if (this.peek() === '"') key = this.parseQuoted();
       else if (IDENT_START.test(this.peek())) key = this.parseIdentifier();
@@ -315,7 +344,13 @@ class Parser {
       if (this.peek() !== '=' && this.peek() !== ':') this.fail(`expected "=" or ":" after key ${JSON.stringify(key)}`);
       this.advance();
       this.skipTrivia(true);
-      out[key] = this.parseExpression();
+      // A repeated key would silently replace the first value: say where both are instead.
+      const first = Object.hasOwn(entries, key) ? entries[key] : undefined;
+      if (first) throw new HclSyntaxError(this.file, keyAt.line, keyAt.column, `duplicate key ${JSON.stringify(key)} (first set at ${this.file}:${first.line}:${first.column})`);
+      const entry = this.parseExpression();
+      // defineProperty, not assignment: a key named "__proto__" must stay an ordinary key.
+      Object.defineProperty(out, key, { value: entry.value, enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(entries, key, { value: entry.at, enumerable: true, writable: true, configurable: true });
       this.skipTrivia(false);
       if (this.peek() === ',') this.advance();
     }

@@ -2,14 +2,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import type { ProviderKind, ProviderSpec } from './provider.js';
-import { HclSyntaxError, parseHcl, type HclAttribute, type HclBlock, type HclBody, type HclValue } from './hcl.js';
+import { HclSyntaxError, parseHcl, type HclAttribute, type HclBlock, type HclBody, type HclPosition, type HclValue, type HclValuePositions } from './hcl.js';
+import { describeIssues, positionWithin } from './issues.js';
 import { globalAttributeSchemas, globalBlockSchemas, repeatableBlocks, type GlobalConfig } from './global-schema.js';
 import { expandVariables } from './expand.js';
 import { describeField, shapeOf } from './schema-info.js';
 
 export type { GlobalConfig } from './global-schema.js';
 
-/** One or more config problems; the message holds one `file:line: …` line per problem. */
+/** One or more config problems; the message holds one `file:line:col: …` line per problem. */
 export class ConfigError extends Error {
   readonly file: string;
   readonly line: number | undefined;
@@ -84,43 +85,116 @@ export function resolveConfigSource(opts: { flag?: string | undefined; env: Node
   return { text: EMBEDDED_DEFAULT_CONFIG, source: 'embedded default' };
 }
 
-function formatZodIssues(error: z.ZodError, file: string, fallbackLine: number, lines: Map<string, number>, where: string): string[] {
-  return error.issues.map((issue) => {
-    const first = String(issue.path[0] ?? '');
-    const line = lines.get(first) ?? fallbackLine;
-    const field = issue.path.length ? issue.path.join('.') : where;
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys') {
-      return `${file}:${line}: unknown attribute ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} in ${where}`;
-    }
-    if (issue.code === 'invalid_type' && issue.input === undefined) message = 'required attribute is missing';
-    return `${file}:${line}: ${where}: ${field}: ${message}`;
-  });
+/** Where a problem is: a place in the file, an environment variable, or the file as a whole. */
+type ProblemPlace = HclPosition | { env: string; value: string } | undefined;
+
+/** Collects problems and renders them `file:line:col: …`, in file order. */
+class Problems {
+  private readonly list: Array<{ place: ProblemPlace; text: string; order: number }> = [];
+
+  constructor(private readonly file: string) {}
+
+  add(place: ProblemPlace, text: string): void {
+    this.list.push({ place, text, order: this.list.length });
+  }
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  /** `file:line:col` of a position, for messages that name a second place. */
+  at(pos: HclPosition): string {
+    return `${this.file}:${pos.line}:${pos.column}`;
+  }
+
+  messages(): string[] {
+    const rank = (p: ProblemPlace) => (p === undefined ? [Infinity, Infinity] : 'env' in p ? [Infinity - 1, 0] : [p.line, p.column]);
+    return [...this.list]
+      .sort((a, b) => {
+        const [al, ac] = rank(a.place);
+        const [bl, bc] = rank(b.place);
+        return al! - bl! || ac! - bc! || a.order - b.order;
+      })
+      .map(({ place, text }) => {
+        if (place === undefined) return `${this.file}: ${text}`;
+        if ('env' in place) return `environment variable ${place.env}=${JSON.stringify(place.value)}: ${text}`;
+        return `${this.at(place)}: ${text}`;
+      });
+  }
 }
 
-function attributesOf(body: HclBody): { values: Record<string, HclValue>; lines: Map<string, number>; nested: HclBlock[] } {
-  const values: Record<string, HclValue> = {};
-  const lines = new Map<string, number>();
+/** The attributes of one body by name (the first of a duplicate), and its nested blocks. */
+interface BodyItems {
+  attrs: Map<string, HclAttribute>;
+  nested: HclBlock[];
+}
+
+/** Splits a body; an attribute set twice is a problem naming both places (`where`: "in cache disk"). */
+function itemsOf(body: HclBody, where: string, problems: Problems): BodyItems {
+  const attrs = new Map<string, HclAttribute>();
   const nested: HclBlock[] = [];
   for (const item of body.items) {
-    if (item.kind === 'attribute') {
-      values[item.name] = item.value;
-      lines.set(item.name, item.line);
-    } else {
+    if (item.kind === 'block') {
       nested.push(item);
+      continue;
     }
+    const first = attrs.get(item.name);
+    if (first) {
+      problems.add(item, `duplicate attribute ${JSON.stringify(item.name)}${where} (first set at ${problems.at(first)})`);
+      continue;
+    }
+    attrs.set(item.name, item);
   }
-  return { values, lines, nested };
+  return { attrs, nested };
+}
+
+/** What validating one block (or the top level) needs to place and word its problems. */
+interface ValidationScope {
+  /** `cache disk`, `log block`, or undefined at top level. */
+  where: string | undefined;
+  attrs: Map<string, HclAttribute>;
+  /** Where the block starts: for a missing attribute or a problem with the whole block. */
+  blockAt: HclPosition | undefined;
+  /** Attributes that came from `HOARD_*`/`CACHEW_*` instead of the file. */
+  injected: Map<string, { env: string; value: string }>;
+  /** The attribute names the schema knows, for "unknown attribute" messages. */
+  valid: string[];
+}
+
+/** Reports a failed parse, each issue at the exact place of the offending value. */
+function reportIssues(error: z.ZodError, scope: ValidationScope, problems: Problems): void {
+  const given = (attr: string) => scope.attrs.has(attr) || scope.injected.has(attr);
+  for (const issue of describeIssues(error, given)) {
+    const attrName = issue.path.length ? String(issue.path[0]) : undefined;
+    const prefix = [scope.where, issue.field && !issue.unknownAttribute ? issue.field : undefined].filter(Boolean).join(': ');
+    if (issue.unknownAttribute !== undefined) {
+      const attr = scope.attrs.get(issue.unknownAttribute);
+      const valid = scope.valid.length ? `valid: ${validList(scope.valid)}` : 'this block takes no attributes';
+      problems.add(attr ?? scope.blockAt, `${issue.text}${scope.where ? ` in ${scope.where}` : ''} (${valid})`);
+      continue;
+    }
+    const text = prefix ? `${prefix}: ${issue.text}` : issue.text;
+    const injected = attrName !== undefined && !scope.attrs.has(attrName) ? scope.injected.get(attrName) : undefined;
+    if (injected) {
+      problems.add(injected, text);
+      continue;
+    }
+    const attr = attrName !== undefined ? scope.attrs.get(attrName) : undefined;
+    problems.add(attr ? positionWithin(attr.valueAt, issue.path.slice(1)) : scope.blockAt, text);
+  }
 }
 
 function validList(names: Iterable<string>): string {
   return [...names].sort().join(', ');
 }
 
-/** Parses the schema type of one field to pick how an env string is converted. */
+/**
+ * Converts an env string by the field's schema type. A string that is no number (or boolean) is
+ * passed on unchanged, so validation says "expected a number, got a string" and names the variable.
+ */
 function convertEnvValue(schema: z.ZodType, raw: string): unknown {
   const type = describeField(schema).type;
-  if (type === 'number') return Number(raw);
+  if (type === 'number') return raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
   if (type === 'bool') return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
   return raw;
 }
@@ -129,8 +203,14 @@ function envName(prefix: string, parts: string[]): string {
   return `${prefix}_${parts.join('_')}`.toUpperCase().replace(/-/g, '_');
 }
 
-function injectedValue(env: NodeJS.ProcessEnv, parts: string[]): string | undefined {
-  return env[envName('HOARD', parts)] ?? env[envName('CACHEW', parts)];
+/** The `HOARD_<PATH>` (else `CACHEW_<PATH>`) variable that injects an attribute, when set. */
+function injectedFrom(env: NodeJS.ProcessEnv, parts: string[]): { env: string; value: string } | undefined {
+  for (const prefix of ['HOARD', 'CACHEW']) {
+    const name = envName(prefix, parts);
+    const value = env[name];
+    if (value !== undefined) return { env: name, value };
+  }
+  return undefined;
 }
 
 function isInjectable(schema: z.ZodType): boolean {
@@ -138,11 +218,16 @@ function isInjectable(schema: z.ZodType): boolean {
   return !type.startsWith('list') && !type.startsWith('map');
 }
 
+/** zod reports the offending value only when asked; the messages need it. */
+const PARSE_OPTIONS = { reportInput: true } as const;
+
 /**
- * Loads and validates a configuration. Unknown blocks and attributes are errors everywhere
- * (including strategy blocks), each reported as `file:line: … (valid: …)`. Strings are expanded
- * from `env` plus HOARD_STATE/CACHEW_STATE and HOARD_URL/CACHEW_URL; absent global attributes
- * may be injected from `HOARD_<PATH>` (or `CACHEW_<PATH>`). Throws ConfigError.
+ * Loads and validates a configuration. Every problem is reported as `file:line:col: …` at the
+ * offending attribute, value or list element: unknown blocks and attributes (with the valid
+ * choices), wrong types, values out of range, attributes set twice, and `${VAR}`s that are not
+ * set. Strings are expanded from `env` plus HOARD_STATE/CACHEW_STATE and HOARD_URL/CACHEW_URL;
+ * absent global attributes may be injected from `HOARD_<PATH>` (or `CACHEW_<PATH>`), and a bad
+ * injected value names its variable. Throws ConfigError with every problem found.
  */
 export function loadConfig(opts: {
   path?: string | undefined;
@@ -172,17 +257,23 @@ export function loadConfig(opts: {
     throw err;
   }
 
-  const problems: string[] = [];
-  const top = attributesOf(body);
+  const problems = new Problems(file);
+  const top = itemsOf(body, '', problems);
+  const unsetReporter = (place: ProblemPlace, context: string) => (name: string) =>
+    problems.add(place, `${context}: environment variable ${name} is not set (an empty value counts as set; write $$ for a literal $)`);
 
-  // Pass 1: resolve `state` and `url` so they can be expanded everywhere else.
+  // Pass 1: resolve `state`, `bind` and `url` so they can be expanded everywhere else. A value of
+  // the wrong type is left to validation (which reports it); the default stands in meanwhile.
   const baseEnv: NodeJS.ProcessEnv = { ...env };
-  const rawState = typeof top.values['state'] === 'string' ? top.values['state'] : injectedValue(env, ['state']) ?? './state';
-  const state = path.resolve(cwd, expandVariables(rawState, baseEnv));
-  const rawBind = typeof top.values['bind'] === 'string' ? top.values['bind'] : injectedValue(env, ['bind']) ?? '127.0.0.1:8080';
-  const bind = expandVariables(rawBind, baseEnv);
-  const rawUrl = typeof top.values['url'] === 'string' ? top.values['url'] : injectedValue(env, ['url']);
-  const url = (rawUrl !== undefined ? expandVariables(rawUrl, baseEnv) : `http://${bind}`).replace(/\/+$/, '');
+  const resolveTop = (name: string): string | undefined => {
+    const attr = top.attrs.get(name);
+    if (attr) return typeof attr.value === 'string' ? expandVariables(attr.value, baseEnv, unsetReporter(attr.valueAt, name)) : undefined;
+    const injected = injectedFrom(env, [name]);
+    return injected ? expandVariables(injected.value, baseEnv, unsetReporter(injected, name)) : undefined;
+  };
+  const state = path.resolve(cwd, resolveTop('state') ?? './state');
+  const bind = resolveTop('bind') ?? '127.0.0.1:8080';
+  const url = (resolveTop('url') ?? `http://${bind}`).replace(/\/+$/, '');
   const expandEnv: NodeJS.ProcessEnv = {
     ...env,
     HOARD_STATE: state,
@@ -190,95 +281,109 @@ export function loadConfig(opts: {
     HOARD_URL: env['HOARD_URL'] ?? url,
     CACHEW_URL: env['CACHEW_URL'] ?? url,
   };
-  const expand = (value: HclValue): HclValue => {
-    if (typeof value === 'string') return expandVariables(value, expandEnv);
-    if (Array.isArray(value)) return value.map(expand);
-    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expand(v)]));
+  /** Expands every string inside a value, reporting unset variables at the string's position. */
+  const expand = (value: HclValue, at: HclValuePositions, context: string): HclValue => {
+    if (typeof value === 'string') return expandVariables(value, expandEnv, unsetReporter(at, context));
+    if (Array.isArray(value)) return value.map((v, i) => expand(v, at.items?.[i] ?? at, context));
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expand(v, at.entries?.[k] ?? at, context)]));
     return value;
   };
+  /** A block's attribute values, expanded; attributes its schema does not know are left as written. */
+  const valuesOf = (attrs: Map<string, HclAttribute>, known: Record<string, unknown>, where: string): Record<string, unknown> =>
+    Object.fromEntries([...attrs].map(([name, attr]) => [name, Object.hasOwn(known, name) ? expand(attr.value, attr.valueAt, `${where}: ${name}`) : attr.value]));
   const expandDefaults = (value: unknown): unknown => (typeof value === 'string' ? expandVariables(value, expandEnv) : value);
 
   // Top-level attributes.
   const globalValues: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(top.values)) {
-    if (!(name in globalAttributeSchemas)) {
-      problems.push(`${file}:${top.lines.get(name)}: unknown attribute ${JSON.stringify(name)} (valid: ${validList(Object.keys(globalAttributeSchemas))})`);
+  const topInjected = new Map<string, { env: string; value: string }>();
+  for (const [name, attr] of top.attrs) {
+    if (!Object.hasOwn(globalAttributeSchemas, name)) {
+      problems.add(attr, `unknown attribute ${JSON.stringify(name)} (valid: ${validList(Object.keys(globalAttributeSchemas))})`);
       continue;
     }
-    globalValues[name] = expand(value);
+    // state, bind and url were expanded in pass 1 (and their unset variables reported there).
+    globalValues[name] = ['state', 'bind', 'url'].includes(name) ? attr.value : expand(attr.value, attr.valueAt, name);
   }
   for (const [name, schema] of Object.entries(globalAttributeSchemas)) {
     if (name in globalValues || !isInjectable(schema)) continue;
-    const injected = injectedValue(env, [name]);
-    if (injected !== undefined) globalValues[name] = convertEnvValue(schema, injected);
+    const injected = injectedFrom(env, [name]);
+    if (injected === undefined) continue;
+    globalValues[name] = convertEnvValue(schema, injected.value);
+    topInjected.set(name, injected);
   }
-  globalValues['state'] = state;
-  globalValues['url'] = url;
-  const attrResult = z.strictObject(globalAttributeSchemas).safeParse(globalValues);
-  if (!attrResult.success) problems.push(...formatZodIssues(attrResult.error, file, 1, top.lines, 'global'));
+  const resolved: Record<string, string> = { state, bind, url };
+  for (const [name, value] of Object.entries(resolved)) {
+    const attr = top.attrs.get(name);
+    if (!attr || typeof attr.value === 'string') globalValues[name] = value;
+  }
+  const attrResult = z.strictObject(globalAttributeSchemas).safeParse(globalValues, PARSE_OPTIONS);
+  if (!attrResult.success) {
+    reportIssues(attrResult.error, { where: undefined, attrs: top.attrs, blockAt: undefined, injected: topInjected, valid: Object.keys(globalAttributeSchemas) }, problems);
+  }
 
   // Blocks.
-  const blockInputs = new Map<string, Array<{ values: Record<string, unknown>; lines: Map<string, number>; line: number }>>();
+  const blockInputs = new Map<string, Array<{ items: BodyItems; at: HclPosition }>>();
   const providers: ProviderBlock[] = [];
   const specsByKind = new Map<ProviderKind, Map<string, ProviderSpec>>();
   for (const kind of PROVIDER_KINDS) specsByKind.set(kind, new Map());
   for (const spec of opts.specs) specsByKind.get(spec.kind)?.set(spec.name, spec);
   const validBlocks = [...Object.keys(globalBlockSchemas), ...PROVIDER_KINDS];
-  const declared: Record<ProviderKind, number[]> = { cache: [], metadata: [], strategy: [] };
+  const declared: Record<ProviderKind, HclBlock[]> = { cache: [], metadata: [], strategy: [] };
 
   for (const block of top.nested) {
-    const inner = attributesOf(block.body);
-    for (const sub of inner.nested) {
-      problems.push(`${file}:${sub.line}: unexpected block ${JSON.stringify(sub.type)} inside ${JSON.stringify(block.type)}`);
-    }
-    const values = Object.fromEntries(Object.entries(inner.values).map(([k, v]) => [k, expand(v)]));
-    if (block.type in globalBlockSchemas) {
-      if (block.labels.length) problems.push(`${file}:${block.line}: block ${JSON.stringify(block.type)} takes no label`);
+    if (Object.hasOwn(globalBlockSchemas, block.type)) {
+      const items = itemsOf(block.body, ` in ${block.type} block`, problems);
+      for (const sub of items.nested) problems.add(sub, `unexpected block ${JSON.stringify(sub.type)} inside ${JSON.stringify(block.type)}`);
+      if (block.labels.length) problems.add(block, `block ${JSON.stringify(block.type)} takes no label`);
       const list = blockInputs.get(block.type) ?? [];
       if (list.length && !repeatableBlocks.has(block.type)) {
-        problems.push(`${file}:${block.line}: duplicate ${JSON.stringify(block.type)} block (first on line ${list[0]?.line})`);
+        problems.add(block, `duplicate ${JSON.stringify(block.type)} block (first at ${problems.at(list[0]!.at)})`);
         continue;
       }
-      list.push({ values, lines: inner.lines, line: block.line });
+      list.push({ items, at: block });
       blockInputs.set(block.type, list);
       continue;
     }
     const kind = PROVIDER_KINDS.find((k) => k === block.type);
     if (!kind) {
-      problems.push(`${file}:${block.line}: unknown block ${JSON.stringify(block.type)} (valid: ${validList(validBlocks)})`);
+      problems.add(block, `unknown block ${JSON.stringify(block.type)} (valid: ${validList(validBlocks)})`);
       continue;
     }
-    declared[kind].push(block.line);
+    declared[kind].push(block);
     const [name, label, ...extra] = block.labels;
     const specs = specsByKind.get(kind) ?? new Map<string, ProviderSpec>();
     if (!name) {
-      problems.push(`${file}:${block.line}: ${kind} block needs a name, e.g. ${kind} ${[...specs.keys()][0] ?? 'name'} {} (valid: ${validList(specs.keys())})`);
+      problems.add(block, `${kind} block needs a name, e.g. ${kind} ${[...specs.keys()][0] ?? 'name'} {} (valid: ${validList(specs.keys())})`);
       continue;
     }
     const spec = specs.get(name);
     if (!spec) {
-      problems.push(`${file}:${block.line}: unknown ${kind} ${JSON.stringify(name)} (valid: ${validList(specs.keys())})`);
+      problems.add(block, `unknown ${kind} ${JSON.stringify(name)} (valid: ${validList(specs.keys())})`);
       continue;
     }
+    const where = `${kind} ${name}`;
+    const items = itemsOf(block.body, ` in ${where}`, problems);
+    for (const sub of items.nested) problems.add(sub, `unexpected block ${JSON.stringify(sub.type)} inside ${JSON.stringify(block.type)}`);
     const labelRule = spec.label ?? 'none';
     if (extra.length || (label !== undefined && labelRule === 'none')) {
-      problems.push(`${file}:${block.line}: ${kind} ${name} takes ${labelRule === 'none' ? 'no label' : 'one label'}`);
+      problems.add(block, `${where} takes ${labelRule === 'none' ? 'no label' : 'one label'}`);
       continue;
     }
     if (label === undefined && labelRule === 'required') {
-      problems.push(`${file}:${block.line}: ${kind} ${name} needs a label, e.g. ${kind} ${name} "https://example.com" {}`);
+      problems.add(block, `${where} needs a label, e.g. ${kind} ${name} "https://example.com" {}`);
       continue;
     }
-    const withDefaults = applyExpandedDefaults(spec.schema, values, expandDefaults);
-    const result = spec.schema.safeParse(withDefaults);
+    const shape = shapeOf(spec.schema);
+    const withDefaults = applyExpandedDefaults(spec.schema, valuesOf(items.attrs, shape, where), expandDefaults);
+    const result = spec.schema.safeParse(withDefaults, PARSE_OPTIONS);
     if (!result.success) {
-      problems.push(...formatZodIssues(result.error, file, block.line, inner.lines, `${kind} ${name}`).map((p) => appendValid(p, spec.schema)));
+      reportIssues(result.error, { where, attrs: items.attrs, blockAt: block, injected: new Map(), valid: Object.keys(shape) }, problems);
       continue;
     }
     providers.push({
       kind,
       name,
-      ...(label !== undefined ? { label: expandVariables(label, expandEnv) } : {}),
+      ...(label !== undefined ? { label: expandVariables(label, expandEnv, unsetReporter(block, `${where} label`)) } : {}),
       config: result.data as Record<string, unknown>,
       file,
       line: block.line,
@@ -289,19 +394,28 @@ export function loadConfig(opts: {
   const globalBlocks: Record<string, unknown> = {};
   for (const [name, schema] of Object.entries(globalBlockSchemas) as Array<[string, z.ZodObject]>) {
     const given = blockInputs.get(name) ?? [];
-    const injected: Record<string, unknown> = {};
-    for (const [attr, fieldSchema] of Object.entries(shapeOf(schema))) {
+    const shape = shapeOf(schema);
+    const injectedValues: Record<string, unknown> = {};
+    const injected = new Map<string, { env: string; value: string }>();
+    for (const [attr, fieldSchema] of Object.entries(shape)) {
       if (!isInjectable(fieldSchema)) continue;
-      const raw = injectedValue(env, [name, attr]);
-      if (raw !== undefined) injected[attr] = convertEnvValue(fieldSchema, raw);
+      const source = injectedFrom(env, [name, attr]);
+      if (source === undefined) continue;
+      injectedValues[attr] = convertEnvValue(fieldSchema, source.value);
+      injected.set(attr, source);
     }
-    const inputs = given.length ? given : Object.keys(injected).length || !repeatableBlocks.has(name) ? [{ values: {}, lines: new Map<string, number>(), line: 1 }] : [];
+    const inputs: Array<{ items: BodyItems; at: HclPosition | undefined }> = given.length
+      ? given
+      : injected.size || !repeatableBlocks.has(name)
+        ? [{ items: { attrs: new Map(), nested: [] }, at: undefined }]
+        : [];
     const parsed: unknown[] = [];
     for (const input of inputs) {
-      const merged = applyExpandedDefaults(schema, { ...injected, ...input.values }, expandDefaults);
-      const result = schema.safeParse(merged);
+      const where = `${name} block`;
+      const merged = applyExpandedDefaults(schema, { ...injectedValues, ...valuesOf(input.items.attrs, shape, where) }, expandDefaults);
+      const result = schema.safeParse(merged, PARSE_OPTIONS);
       if (!result.success) {
-        problems.push(...formatZodIssues(result.error, file, input.line, input.lines, `${name} block`).map((p) => appendValid(p, schema)));
+        reportIssues(result.error, { where, attrs: input.items.attrs, blockAt: input.at, injected, valid: Object.keys(shape) }, problems);
       } else {
         parsed.push(result.data);
       }
@@ -309,21 +423,14 @@ export function loadConfig(opts: {
     globalBlocks[name] = repeatableBlocks.has(name) ? parsed : parsed[0];
   }
 
-  if (declared.cache.length === 0) problems.push(`${file}: expected at least one cache backend, e.g. cache disk {}`);
-  if (declared.metadata.length === 0) problems.push(`${file}: expected a metadata backend, e.g. metadata memory {}`);
-  if (declared.metadata.length > 1) problems.push(`${file}:${declared.metadata[1]}: only one metadata block is allowed (first on line ${declared.metadata[0]})`);
+  if (declared.cache.length === 0) problems.add(undefined, 'expected at least one cache backend, e.g. cache disk {}');
+  if (declared.metadata.length === 0) problems.add(undefined, 'expected a metadata backend, e.g. metadata memory {}');
+  if (declared.metadata.length > 1) problems.add(declared.metadata[1], `only one metadata block is allowed (first at ${problems.at(declared.metadata[0]!)})`);
 
-  if (problems.length) throw new ConfigError(file, problems);
+  if (problems.size) throw new ConfigError(file, problems.messages());
   const attrs = attrResult.data as Record<string, unknown>;
   const global = { ...attrs, ...globalBlocks } as unknown as GlobalConfig;
   return { source: opts.source ?? file, global, providers };
-}
-
-/** Adds the valid attribute names to unknown-attribute messages. */
-function appendValid(problem: string, schema: z.ZodObject): string {
-  if (!problem.includes('unknown attribute')) return problem;
-  const names = Object.keys(shapeOf(schema));
-  return names.length ? `${problem} (valid: ${validList(names)})` : `${problem} (this block takes no attributes)`;
 }
 
 /** Fills absent string defaults that mention `${HOARD_STATE}` & co. with their expansion. */

@@ -1,5 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +21,14 @@ const specs: ProviderSpec[] = [
   { kind: 'strategy', name: 'hermit', description: 'hermit', schema: z.strictObject({}) },
   { kind: 'strategy', name: 'host', description: 'host', label: 'required', schema: z.strictObject({ headers: z.record(z.string(), z.string()).default({}) }) },
 ];
+
+/** A strategy with the remaining kinds of checks (non-empty string, pattern, list length). */
+const probe: ProviderSpec = {
+  kind: 'strategy',
+  name: 'probe',
+  description: 'probe',
+  schema: z.strictObject({ name: z.string().min(1).optional(), hosts: z.array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, 'expected host[:port]')).max(2).default([]) }),
+};
 
 const load = (text: string, env: NodeJS.ProcessEnv = {}) => loadConfig({ text, env, cwd: '/srv', specs, source: 'test.hcl' });
 
@@ -137,19 +146,23 @@ strategy host "https://example.com" { headers = { "X-A" = "b" } }
     assert.equal(cfg.providers[1]?.line, 25);
   });
 
-  test('unknown blocks, attributes and names name file:line and the valid choices', () => {
-    assert.match(problems(() => load('cache disk {}\nmetadata memory {}\nbogus {}\n')), /test\.hcl:3: unknown block "bogus" \(valid: .*cache.*git-clone/);
-    assert.match(problems(() => load('cache disk {\n  colour = 1\n}\nmetadata memory {}\n')), /test\.hcl:\d: unknown attribute "colour" in cache disk \(valid: limit-mb, max-ttl, root\)/);
-    assert.match(problems(() => load('cache disk {}\nmetadata memory {}\nstrategy git { nope = 1 }\n')), /test\.hcl:3: unknown attribute "nope" in strategy git/);
-    assert.match(problems(() => load('cache floppy {}\nmetadata memory {}\n')), /test\.hcl:1: unknown cache "floppy" \(valid: disk, memory\)/);
-    assert.match(problems(() => load('cache disk {}\nmetadata memory {}\nlog { colour = 1 }\n')), /test\.hcl:3: unknown attribute "colour" in log block/);
-    assert.match(problems(() => load('cache disk {}\nmetadata memory {}\nstatee = "x"\n')), /test\.hcl:3: unknown attribute "statee" \(valid: bind/);
-    assert.match(problems(() => load('cache disk {}\nmetadata memory {}\nstrategy host {}\n')), /needs a label/);
-    assert.match(problems(() => load('cache disk { max-ttl = "soon" }\nmetadata memory {}\n')), /test\.hcl:1: cache disk: max-ttl: invalid duration "soon"/);
-    assert.match(problems(() => load('metadata memory {}\n')), /expected at least one cache backend/);
-    assert.match(problems(() => load('cache disk {}\n')), /expected a metadata backend/);
-    const many = problems(() => load('cache disk { a = 1 }\nmetadata memory {}\nfoo {}\n'));
-    assert.equal(many.split('\n').length, 2);
+  test('unknown blocks, attributes and names name file:line:col and the valid choices', () => {
+    assert.equal(problems(() => load('cache disk {}\nmetadata memory {}\nbogus {}\n')), 'test.hcl:3:1: unknown block "bogus" (valid: cache, git-clone, github-app, log, metadata, metrics, opa, s3, scheduler, strategy)');
+    assert.equal(problems(() => load('cache disk {\n  colour = 1\n}\nmetadata memory {}\n')), 'test.hcl:2:3: unknown attribute "colour" in cache disk (valid: limit-mb, max-ttl, root)');
+    assert.equal(problems(() => load('cache disk {}\nmetadata memory {}\nstrategy git { nope = 1 }\n')), 'test.hcl:3:16: unknown attribute "nope" in strategy git (valid: allowed-hosts, snapshot-interval)');
+    assert.equal(problems(() => load('cache disk {}\nmetadata memory { x = 1 }\n')), 'test.hcl:2:19: unknown attribute "x" in metadata memory (this block takes no attributes)');
+    assert.equal(problems(() => load('cache floppy {}\nmetadata memory {}\n')), 'test.hcl:1:1: unknown cache "floppy" (valid: disk, memory)');
+    assert.match(problems(() => load('cache disk {}\nmetadata memory {}\nlog { colour = 1 }\n')), /^test\.hcl:3:7: unknown attribute "colour" in log block \(valid: headers, json, level, remap\)$/);
+    assert.equal(problems(() => load('cache disk {}\nmetadata memory {}\nstatee = "x"\n')), 'test.hcl:3:1: unknown attribute "statee" (valid: bind, shutdown-readiness-delay, shutdown-timeout, state, url)');
+    assert.equal(problems(() => load('cache disk {}\nmetadata memory {}\nstrategy host {}\n')), 'test.hcl:3:1: strategy host needs a label, e.g. strategy host "https://example.com" {}');
+    assert.equal(problems(() => load('metadata memory {}\n')), 'test.hcl: expected at least one cache backend, e.g. cache disk {}');
+    assert.equal(problems(() => load('cache disk {}\n')), 'test.hcl: expected a metadata backend, e.g. metadata memory {}');
+    assert.equal(problems(() => load('cache disk {}\nmetadata memory {}\n  metadata memory {}\n')), 'test.hcl:3:3: only one metadata block is allowed (first at test.hcl:2:1)');
+    // Every problem at once, in file order.
+    assert.equal(
+      problems(() => load('foo {}\ncache disk { a = 1 }\nmetadata memory {}\n')),
+      'test.hcl:1:1: unknown block "foo" (valid: cache, git-clone, github-app, log, metadata, metrics, opa, s3, scheduler, strategy)\ntest.hcl:2:14: unknown attribute "a" in cache disk (valid: limit-mb, max-ttl, root)',
+    );
   });
 
   test('variables expand everywhere, $$ escapes, state is exported', () => {
@@ -205,6 +218,95 @@ strategy host "https://example.com" { headers = { "X-A" = "b" } }
     const text = renderSchema(specs);
     for (const needle of ['state = "./state"', 'fetch-interval = "15m" # duration', 'cache disk {', 'strategy host "<label>" {', 'private-orgs = <list(string)>', 'github-app {']) {
       assert.ok(text.includes(needle), `missing ${needle}\n${text}`);
+    }
+  });
+});
+
+describe('config errors say what is wrong, and where', () => {
+  // Every kind of zod issue a config can trigger, each with its exact message and file:line:col.
+  const cases: Array<[string, string, string]> = [
+    ['wrong type', 'cache disk {\n  limit-mb = "10"\n}\nmetadata memory {}\n', 'test.hcl:2:14: cache disk: limit-mb: expected a number, got a string'],
+    ['wrong type (null)', 'cache disk { limit-mb = null }\nmetadata memory {}\n', 'test.hcl:1:25: cache disk: limit-mb: expected a number, got null'],
+    ['wrong type (boolean)', 'log { json = "yes" }\ncache disk {}\nmetadata memory {}\n', 'test.hcl:1:14: log block: json: expected a boolean (true or false), got a string'],
+    ['wrong type (a list)', 'cache disk {}\nmetadata memory {}\nstrategy git { allowed-hosts = "github.com" }\n', 'test.hcl:3:32: strategy git: allowed-hosts: expected a list, got a string'],
+    ['wrong type at top level', 'state = 5\ncache disk {}\nmetadata memory {}\n', 'test.hcl:1:9: state: expected a string, got a number'],
+    ['not a whole number', 'scheduler { concurrency = 1.5 }\ncache disk {}\nmetadata memory {}\n', 'test.hcl:1:27: scheduler block: concurrency: expected a whole number, got 1.5'],
+    ['unknown enum value', 'log {\n  level = "loud"\n}\ncache disk {}\nmetadata memory {}\n', 'test.hcl:2:11: log block: level: expected one of "debug", "info", "warn", "error", got "loud"'],
+    ['bad duration', 'shutdown-timeout = "soon"\ncache disk { max-ttl = "1 day" }\nmetadata memory {}\n', 'test.hcl:1:20: shutdown-timeout: invalid duration "soon" (use Go syntax such as "90s", "1h30m")\ntest.hcl:2:24: cache disk: max-ttl: invalid duration "1 day" (use Go syntax such as "90s", "1h30m")'],
+    ['number too large', 'metrics { port = 70000 }\ncache disk {}\nmetadata memory {}\n', 'test.hcl:1:18: metrics block: port: expected a number <= 65535, got 70000'],
+    ['number too small', 'scheduler {\n  concurrency = -1\n}\ncache disk {}\nmetadata memory {}\n', 'test.hcl:2:17: scheduler block: concurrency: expected a number >= 0, got -1'],
+    ['empty string', 'cache disk {}\nmetadata memory {}\nstrategy probe { name = "" }\n', 'test.hcl:3:25: strategy probe: name: must not be empty'],
+    ['pattern (format)', 'cache disk {}\nmetadata memory {}\nstrategy probe { hosts = ["ok.example", "https://bad.example/"] }\n', 'test.hcl:3:41: strategy probe: hosts[1]: expected host[:port], got "https://bad.example/"'],
+    ['too many elements', 'cache disk {}\nmetadata memory {}\nstrategy probe { hosts = ["a", "b", "c"] }\n', 'test.hcl:3:26: strategy probe: hosts: expected at most 2 elements, got 3'],
+    ['unknown attribute', 'cache disk {\n  colour = 1\n}\nmetadata memory {}\n', 'test.hcl:2:3: unknown attribute "colour" in cache disk (valid: limit-mb, max-ttl, root)'],
+    ['missing required attribute', 'cache disk {}\nmetadata memory {}\n  strategy github-releases {}\n', 'test.hcl:3:3: strategy github-releases: private-orgs: required attribute is missing'],
+    ['missing required attribute of a global block', 'github-app {\n  app-id = "1"\n}\ncache disk {}\nmetadata memory {}\n', 'test.hcl:1:1: github-app block: private-key-path: required attribute is missing'],
+    ['wrong element type in a list', 'cache disk {}\nmetadata memory {}\nstrategy git {\n  allowed-hosts = ["github.com",\n    42]\n}\n', 'test.hcl:5:5: strategy git: allowed-hosts[1]: expected a string, got a number'],
+    ['wrong value type in a map', 'cache disk {}\nmetadata memory {}\nstrategy host "https://x" { headers = { "X-A" = "a", "X-B" = true } }\n', 'test.hcl:3:62: strategy host: headers["X-B"]: expected a string, got a boolean'],
+  ];
+  for (const [kind, text, expected] of cases) {
+    test(kind, () => assert.equal(problems(() => loadConfig({ text, env: {}, cwd: '/srv', specs: [...specs, probe], source: 'test.hcl' })), expected));
+  }
+
+  test('an attribute set twice names both places, in a block and at top level', () => {
+    assert.equal(
+      problems(() => load('state = "/a"\ncache disk {\n  limit-mb = 1\n  limit-mb = 2\n}\nmetadata memory {}\n  state = "/b"\n')),
+      'test.hcl:4:3: duplicate attribute "limit-mb" in cache disk (first set at test.hcl:3:3)\ntest.hcl:7:3: duplicate attribute "state" (first set at test.hcl:1:1)',
+    );
+    assert.equal(problems(() => load('log {\n  level = "info"\n  level = "debug"\n}\ncache disk {}\nmetadata memory {}\n')), 'test.hcl:3:3: duplicate attribute "level" in log block (first set at test.hcl:2:3)');
+    assert.equal(
+      problems(() => load('cache disk {}\nmetadata memory {}\nstrategy host "https://x" {\n  headers = { "X-A" = "1",\n    "X-A" = "2" }\n}\n')),
+      'test.hcl:5:5: duplicate key "X-A" (first set at test.hcl:4:23)',
+    );
+  });
+
+  test('a ${VAR} that is not set names the variable and its place; an empty one is set', () => {
+    assert.equal(
+      problems(() => load('state = "${DATA}/hoard"\ncache disk {\n  root = "$CACHE_ROOT/x/${CACHE_ROOT}"\n}\nmetadata memory {}\nstrategy host "${ORIGIN}" {}\nstrategy gomod { proxy = "${HOARD_STATE}" }\n')),
+      [
+        'test.hcl:1:9: state: environment variable DATA is not set (an empty value counts as set; write $$ for a literal $)',
+        'test.hcl:3:10: cache disk: root: environment variable CACHE_ROOT is not set (an empty value counts as set; write $$ for a literal $)',
+        'test.hcl:6:1: strategy host label: environment variable ORIGIN is not set (an empty value counts as set; write $$ for a literal $)',
+      ].join('\n'),
+    );
+    const cfg = load('state = "/d${EMPTY}"\ncache disk { root = "a$$b" }\nmetadata memory {}\n', { EMPTY: '' });
+    assert.equal(cfg.global.state, '/d');
+    assert.equal(cfg.providers[0]?.config['root'], 'a$b');
+  });
+
+  test('a bad value injected from the environment names the variable', () => {
+    assert.equal(
+      problems(() => load('cache disk {}\nmetadata memory {}\n', { HOARD_SCHEDULER_CONCURRENCY: 'many', CACHEW_LOG_JSON: 'yes' })),
+      [
+        'environment variable CACHEW_LOG_JSON="yes": log block: json: expected a boolean (true or false), got a string',
+        'environment variable HOARD_SCHEDULER_CONCURRENCY="many": scheduler block: concurrency: expected a number, got a string',
+      ].join('\n'),
+    );
+  });
+
+  test('hoard serve --config: exit code 1 and every problem on stderr', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-cfg-'));
+    try {
+      const file = path.join(dir, 'hoard.hcl');
+      await fs.writeFile(file, `state = "${dir}/state"\ncache disk {\n  limit-mb = "10"\n}\nmetadata memory {}\nstrategy gomod { proxy = "\${UPSTREAM_PROXY}" }\n`);
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', file], {
+        env: { PATH: process.env['PATH'], HOME: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const deadline = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      clearTimeout(deadline);
+      assert.equal(code, 1);
+      assert.equal(
+        stderr,
+        `hoard: config error: ${file}:3:14: cache disk: limit-mb: expected a number, got a string\n` +
+          `hoard: config error: ${file}:6:26: strategy gomod: proxy: environment variable UPSTREAM_PROXY is not set (an empty value counts as set; write $$ for a literal $)\n`,
+      );
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
     }
   });
 });

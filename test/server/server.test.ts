@@ -92,7 +92,7 @@ describe('hoard serve as a real process', () => {
       });
     const failed = await run(['serve', '--config', bad]);
     assert.equal(failed.code, 1);
-    assert.match(failed.stderr, new RegExp(`${bad.replace(/[.]/g, '\\.')}:3: unknown strategy "nonsense"`));
+    assert.match(failed.stderr, new RegExp(`${bad.replace(/[.]/g, '\\.')}:3:1: unknown strategy "nonsense"`));
     const schema = await run(['serve', '--schema']);
     assert.equal(schema.code, 0);
     assert.match(schema.stdout, /cache disk \{/);
