@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -50,6 +50,12 @@ function gitRun(args: string[], cwd?: string): Promise<{ code: number | null; ou
     child.once('error', (e) => resolve({ code: -1, out, err: e.message }));
     child.once('close', (code) => resolve({ code, out: out.trim(), err }));
   });
+}
+
+/** Fails unless `archive` is a whole .tar.zst (zstd and tar both accept all of it). */
+function assertWholeArchive(archive: Buffer): void {
+  const result = spawnSync('sh', ['-c', 'zstd -dc | tar -tf - >/dev/null'], { input: archive, stdio: ['pipe', 'ignore', 'pipe'] });
+  assert.equal(result.status, 0, `a 200 snapshot is a whole archive: ${result.stderr}`);
 }
 
 test('a full state filesystem: clear 507 for object writes, nothing half-written visible, git serves or fails clearly, recovery when space frees', async (t) => {
@@ -99,10 +105,25 @@ test('a full state filesystem: clear 507 for object writes, nothing half-written
   const during = await gitRun(['clone', '-q', repoUrl, path.join(work, 'during')]);
   if (during.code === 0) assert.equal((await gitRun(['rev-parse', 'HEAD'], path.join(work, 'during'))).out, upstreamHead);
   else assert.match(during.err, /50[0-9]|storage|space/i, `a failing clone says why: ${during.err}`);
+  // Now take the last free block too: a snapshot needs scratch space for its checkout, so it is
+  // either a whole archive (served from the cache) or an error status that says why.
+  const last = await fs.open(path.join(mountPoint, 'filler-last'), 'w');
+  try {
+    for (;;) await last.write(Buffer.alloc(64 * 1024));
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    await last.close();
+  }
+  const snap = await fetch(`${repoUrl}/snapshot.tar.zst`);
+  const snapBody = Buffer.from(await snap.arrayBuffer());
+  if (snap.status === 200) assertWholeArchive(snapBody);
+  else assert.ok(snap.status >= 500 && /storage|space|snapshot/i.test(snapBody.toString()), `a failed snapshot says why: ${snap.status} ${snapBody.subarray(0, 300)}`);
   assert.equal((await fetch(`${hoard.url}/_liveness`)).status, 200);
 
   // Space frees up: the refused write now succeeds and git serves.
   await fs.rm(filler);
+  await fs.rm(path.join(mountPoint, 'filler-last'));
   const retry = await fetch(`${hoard.url}/api/v1/object/full/${refused.key}`, { method: 'POST', body: refused.body });
   assert.equal(retry.status, 200, await retry.text());
   const got = Buffer.from(await (await fetch(`${hoard.url}/api/v1/object/full/${refused.key}`)).arrayBuffer());
@@ -110,5 +131,8 @@ test('a full state filesystem: clear 507 for object writes, nothing half-written
   const afterwards = await gitRun(['clone', '-q', repoUrl, path.join(work, 'after')]);
   assert.equal(afterwards.code, 0, afterwards.err);
   assert.equal((await gitRun(['rev-parse', 'HEAD'], path.join(work, 'after'))).out, upstreamHead);
+  const snapAfter = await fetch(`${repoUrl}/snapshot.tar.zst`);
+  assert.equal(snapAfter.status, 200, 'snapshots work again once space frees');
+  assertWholeArchive(Buffer.from(await snapAfter.arrayBuffer()));
   await hoard.kill9();
 });
