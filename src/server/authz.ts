@@ -1,8 +1,10 @@
 import { isLoopbackAddress } from '../util/loopback.js';
+import type { TrustedOnlyRule } from './strategy.js';
 
 /**
- * The default authorization policy: admin and object-write surfaces are reachable from loopback
- * only; everything else is open. Kept as a pure function so a policy engine can replace it.
+ * The default authorization policy: admin and object-write surfaces, and the requests a route
+ * declares trusted-only (the git refresh route), are reachable from loopback only; everything
+ * else is open. Kept as pure functions so a policy engine can replace them.
  */
 
 /** First path segments only trusted callers may use by default (cachew §7.1). */
@@ -26,4 +28,13 @@ export function isAllowed(path: string, remoteAddress: string | undefined, trust
   const end = path.indexOf('/', start);
   const first = path.slice(start, end === -1 ? path.length : end).toLowerCase();
   return !PROTECTED_SEGMENTS.has(first) || trusted(remoteAddress);
+}
+
+/**
+ * The second half of the policy, applied once the router found the route: a request its route
+ * declares trusted-only (`RouteOptions.trustedOnly`) needs a trusted caller, by the same
+ * `trusted` judgement as /api and /admin.
+ */
+export function isAllowedByRoute(rule: TrustedOnlyRule | undefined, method: string, path: string, remoteAddress: string | undefined, trusted: TrustedRemote = isLoopbackAddress): boolean {
+  return !rule?.(method, path) || trusted(remoteAddress);
 }

@@ -156,6 +156,13 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       refuseRequest(req, res, 405, 'method not allowed', { allow: match.allowed.join(', ') });
       return;
     }
+    // The route's own trusted-only requests (the default policy's second half; an OPA policy
+    // already judged method and path above).
+    if (match.trustedOnly && authorizer.decideRoute?.(req, path, match.trustedOnly) === 'deny') {
+      log.warn({ path }, 'denied by the default policy (trusted callers only)');
+      refuseRequest(req, res, 403, 'forbidden');
+      return;
+    }
     await runHandler(() => match.handler(req, res, match.params, query));
 
     /** Applies the policy to `policyPath`; answers 403 (deny) or 500 (evaluation error) itself. */

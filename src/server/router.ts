@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import findMyWay from 'find-my-way';
-import type { InterceptedRequest, Interceptor, RouteHandler, RouteMethod, RouteParams, RouteRegistry } from './strategy.js';
+import type { InterceptedRequest, Interceptor, RouteHandler, RouteMethod, RouteOptions, RouteParams, RouteRegistry, TrustedOnlyRule } from './strategy.js';
 
 const noop = () => undefined;
 
@@ -8,6 +8,8 @@ const noop = () => undefined;
 export interface RouteMatch {
   handler: RouteHandler;
   params: RouteParams;
+  /** The route's rule for requests only trusted callers may make. */
+  trustedOnly?: TrustedOnlyRule;
 }
 
 /**
@@ -33,7 +35,7 @@ export class Router implements RouteRegistry {
     return undefined;
   }
 
-  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts: { rawPrefix?: string } = {}): void {
+  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts: RouteOptions = {}): void {
     const cut = path.search(/[:*]/);
     const rawPrefix = opts.rawPrefix ?? (cut === -1 ? path : path.slice(0, cut));
     const guarded: RouteHandler = (req, res, params, query) => {
@@ -43,7 +45,7 @@ export class Router implements RouteRegistry {
       }
       return handler(req, res, params, query);
     };
-    const store = { handler: guarded };
+    const store = { handler: guarded, trustedOnly: opts.trustedOnly };
     for (const method of Array.isArray(methods) ? methods : [methods]) {
       if (method === 'HEAD' && this.implicitHead.delete(path)) this.tree.off('HEAD', path);
       this.tree.on(method, path, noop, store);
@@ -58,8 +60,8 @@ export class Router implements RouteRegistry {
   find(method: string, path: string): RouteMatch | { allowed: string[] } | undefined {
     const found = this.tree.find(method as 'GET', path);
     if (found) {
-      const store = found.store as { handler: RouteHandler };
-      return { handler: store.handler, params: { ...found.params } };
+      const store = found.store as { handler: RouteHandler; trustedOnly?: TrustedOnlyRule };
+      return { handler: store.handler, params: { ...found.params }, ...(store.trustedOnly ? { trustedOnly: store.trustedOnly } : {}) };
     }
     const allowed: string[] = [];
     for (const candidate of ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const) {

@@ -28,7 +28,7 @@ export interface RouteRegistry {
    * upstream host). `opts.rawPrefix` overrides that literal prefix, for routes registered in
    * decoded form whose configured prefix is itself percent-encoded.
    */
-  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts?: { rawPrefix?: string }): void;
+  on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts?: RouteOptions): void;
   /**
    * Registers an interceptor: it sees every request before routing (and before the check that
    * the target is a path), and claims the ones it serves. Used where the request target or the
@@ -36,6 +36,22 @@ export interface RouteRegistry {
    * routing), so that a proxied `http://x/api/v1/...` can never reach hoard's own `/api` routes.
    */
   intercept(interceptor: Interceptor): void;
+}
+
+/**
+ * Which requests of a route only trusted callers may make (`method`, and the decoded path the
+ * router matched). The server's policy (authz.ts) applies it as it protects /api and /admin:
+ * loopback by default. Lets a strategy protect some of its own paths without the server knowing
+ * its protocol.
+ */
+export type TrustedOnlyRule = (method: string, path: string) => boolean;
+
+/** Options of `RouteRegistry.on`. */
+export interface RouteOptions {
+  /** The literal raw prefix the request must start with (default: the route's static prefix). */
+  rawPrefix?: string;
+  /** Requests of this route that need a trusted caller (403 otherwise). */
+  trustedOnly?: TrustedOnlyRule;
 }
 
 /** What an interceptor claims: the path the authorization policy judges, and the handler. */

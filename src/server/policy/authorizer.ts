@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
-import { isAllowed, type TrustedRemote } from '../authz.js';
+import { isAllowed, isAllowedByRoute, type TrustedRemote } from '../authz.js';
+import type { TrustedOnlyRule } from '../strategy.js';
 import { compilePolicy, DECISION_ENTRYPOINT, ENTRYPOINT, PolicyCompileError, wasmFromBundle } from './opa-compiler.js';
 
 /** A decision on one request. `error` is answered 500 `policy evaluation error` (cachew §7.1). */
@@ -11,6 +12,11 @@ export type Decision = 'allow' | 'deny' | 'error';
 export interface Authorizer {
   readonly kind: 'default' | 'opa';
   decide(req: IncomingMessage, path: string): Decision;
+  /**
+   * After routing: whether a request its route declares trusted-only may proceed. Only the
+   * default policy has one; an OPA policy decides everything in `decide` (it sees method and path).
+   */
+  decideRoute?(req: IncomingMessage, path: string, rule: TrustedOnlyRule): Decision;
 }
 
 /** The `opa` block as the config loader resolved it. */
@@ -37,12 +43,26 @@ loopback if startswith(input.remote_addr, "[::1]:")
 loopback if startswith(input.remote_addr, "[::ffff:127.")
 
 allow if loopback
-allow if not lower(input.path[0]) in {"api", "admin"}
+allow if {
+  not lower(input.path[0]) in {"api", "admin"}
+  not git_refresh
+}
+
+# POST /git/{host}/{repo}/refresh (the git strategy's trusted-only route).
+git_refresh if {
+  input.method == "POST"
+  input.path[0] == "git"
+  input.path[count(input.path) - 1] == "refresh"
+}
 `;
 
-/** The built-in policy: `/api` and `/admin` from trusted (loopback) callers only. */
+/** The built-in policy: `/api`, `/admin` and routes' trusted-only requests from trusted (loopback) callers only. */
 export function defaultAuthorizer(trusted?: TrustedRemote): Authorizer {
-  return { kind: 'default', decide: (req, path) => (isAllowed(path, req.socket?.remoteAddress, trusted) ? 'allow' : 'deny') };
+  return {
+    kind: 'default',
+    decide: (req, path) => (isAllowed(path, req.socket?.remoteAddress, trusted) ? 'allow' : 'deny'),
+    decideRoute: (req, path, rule) => (isAllowedByRoute(rule, req.method ?? 'GET', path, req.socket?.remoteAddress, trusted) ? 'allow' : 'deny'),
+  };
 }
 
 /** The input document of cachew §7.1, built from a request and its decoded path. */
