@@ -48,9 +48,21 @@ export const globalBlockSchemas = {
   'git-clone': z
     .strictObject({
       'mirror-root': z.string().default('${HOARD_STATE}/git-mirrors').describe('Directory holding bare mirrors.'),
-      'fetch-interval': duration().default(15 * 60_000).describe('Periodic mirror fetch interval.'),
+      'fetch-interval': duration()
+        .default(15 * 60_000)
+        .describe(
+          'Background refresh of each Ready mirror: one fetch per repository about this long after its last fetch (whatever caused it), jittered by ±10%; skipped while a fetch runs; while upstream fails the delay doubles up to max(fetch-interval, 1h). 0 = off.',
+        ),
+      'refresh-idle': duration()
+        .default(7 * 24 * 3_600_000)
+        .describe('The background refresher stops for a repository no client request touched for this long (it resumes on the next request; the idle clock restarts with the process). 0 = never stop.'),
       'ref-check-interval': duration().default(10_000).describe('How often a request may trigger an upstream ref check.'),
-      maintenance: z.boolean().default(false).describe('Run git maintenance on mirrors.'),
+      maintenance: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Hourly per-mirror maintenance on the scheduler (first run when the mirror becomes Ready): `git maintenance run` with the loose-objects, commit-graph and incremental-repack tasks, then a multi-pack-index bitmap; serialised with fetches and snapshots of that repository, deadline repack-timeout, threads repack-threads; skipped while no pack changed since the last bitmap.',
+        ),
       'pack-threads': z.number().int().min(0).default(0).describe('pack.threads for upload-pack (0 = git default).'),
       'clone-timeout': duration().default(3_600_000).describe('Deadline of a mirror clone.'),
       'fetch-timeout': duration().default(5 * 60_000).describe('Deadline of a mirror fetch.'),

@@ -25,6 +25,9 @@ import { UpstreamRepositoryMissingError, upstreamLacksRepository } from './upstr
 import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstream.js';
 import { discardInBackground } from '../../util/discard.js';
 import { removeStaleLocks } from './stale-locks.js';
+import { Refresher } from './refresher.js';
+import { MirrorMaintenance } from './maintenance.js';
+import { handleGithubWebhook, handleRefreshRequest, type MirrorRefresh } from './webhook.js';
 
 const gitSchema = z.strictObject({
   'snapshot-interval': duration().default(0).describe('Period of snapshot generation (0 = off; on-demand serving still works).'),
@@ -40,6 +43,11 @@ const gitSchema = z.strictObject({
     .default(false)
     .describe('Serve, by object id, commits no ref of the mirror reaches (e.g. orphaned by a force-push upstream). false: such wants are answered by upstream, which decides; true: the mirror hands out every object it holds.'),
   'mirror-restore-retry': duration().default(30_000).describe('First retry delay of a failed background mirror restore after a cold serve (doubles up to 30m).'),
+  'webhook-secret': z
+    .string()
+    .min(1, 'is empty (an unset ${VAR}?); remove the attribute to disable GitHub webhooks')
+    .optional()
+    .describe('Secret of the GitHub webhook that POSTs to /git/webhook/github (push, create and delete events refresh the mirror at once; X-Hub-Signature-256 is verified). Unset: that route answers 404.'),
 });
 
 type GitConfig = z.output<typeof gitSchema>;
@@ -53,9 +61,11 @@ const SERVE_TIMEOUT_MS = 60 * 60_000;
 const RESTORE_RETRY_MAX_MS = 30 * 60_000;
 /** Metadata namespace of cross-replica snapshot generation claims. */
 const CLAIMS_NAMESPACE = 'git-snapshot-claims';
+/** `POST /git/{host}/{repo}/refresh`: fetch the mirror now (any forge's push hook, or an operator). */
+const REFRESH_SUFFIX = '/refresh';
 
 /** The git caching strategy: smart-HTTP served from local mirrors (reference git §2-3, §6). */
-class GitStrategy implements Strategy {
+class GitStrategy implements Strategy, MirrorRefresh {
   readonly name = 'git';
   private readonly repos = new Map<string, Repository>();
   private readonly spools = new Map<string, SpoolSet>();
@@ -76,6 +86,8 @@ class GitStrategy implements Strategy {
   /** `allowed-hosts` and `plain-http-hosts`, lowercased: request hosts are lowercased too. */
   private readonly allowedHosts: ReadonlySet<string>;
   private readonly plainHttpHosts: ReadonlySet<string>;
+  private readonly refresher: Refresher;
+  private readonly maintenance: MirrorMaintenance;
 
   constructor(
     private readonly config: GitConfig,
@@ -117,6 +129,19 @@ class GitStrategy implements Strategy {
     };
     this.servingEnv = { ...this.settings.gitEnv, ...configEnv(wantPolicyConfig(config['serve-unreachable'])) };
     this.scheduler = new Scheduler({ concurrency: num(schedulerBlock['concurrency'], 4), maxCloneConcurrency: num(schedulerBlock['max-clone-concurrency'], 0), logger });
+    this.refresher = new Refresher({
+      intervalMs: num(clone['fetch-interval'], 15 * 60_000),
+      idleMs: num(clone['refresh-idle'], 7 * 24 * 3_600_000),
+      submit: (repo, id, job) => this.scheduler.submit(`${repo.upstreamURL}/fetch`, id, job),
+      logger,
+    });
+    this.maintenance = new MirrorMaintenance({
+      enabled: clone['maintenance'] === true,
+      timeoutMs: this.settings.repackTimeoutMs,
+      threads: this.settings.repackThreads,
+      periodic: (repo, id, intervalMs, job, firstDelayMs) => this.scheduler.periodic(repo.upstreamURL, id, intervalMs, job, firstDelayMs),
+      logger,
+    });
     this.snapshots = new SnapshotService({
       cache,
       logger,
@@ -146,6 +171,8 @@ class GitStrategy implements Strategy {
     const interval = this.config['snapshot-interval'];
     if (this.periodicScheduled.has(repo.upstreamURL)) return;
     this.periodicScheduled.add(repo.upstreamURL);
+    this.refresher.start(repo);
+    this.maintenance.start(repo);
     const repackInterval = this.config['repack-interval'];
     if (repackInterval > 0) {
       // First repack one interval after Ready: a fresh clone is already one well-packed pack.
@@ -256,7 +283,11 @@ class GitStrategy implements Strategy {
           await repo.fetch({ signal, lenient: true });
           this.schedulePeriodic(repo);
         })
-        .catch(() => undefined);
+        // Upstream down at start-up: the refresher keeps trying, backing off from the first failure.
+        .catch(() => {
+          this.refresher.start(repo, { failures: 1 });
+          this.maintenance.start(repo);
+        });
     }
     this.warm = true;
   }
@@ -340,6 +371,7 @@ class GitStrategy implements Strategy {
 
   /** Entry point for every `/git/*` request. */
   async handle(req: IncomingMessage, res: ServerResponse, afterGit: string, query: URLSearchParams): Promise<void> {
+    if (req.method === 'POST' && afterGit.endsWith(REFRESH_SUFFIX)) return this.handleRefresh(req, res, afterGit.slice(0, -REFRESH_SUFFIX.length));
     let parsed: GitRequestPath;
     try {
       parsed = parseGitPath(afterGit);
@@ -350,6 +382,7 @@ class GitStrategy implements Strategy {
     if (!this.hostAllowed(parsed.host)) {
       return refuseRequest(req, res, 403, `host not allowed: ${parsed.host} (allowed-hosts: ${[...this.allowedHosts].join(', ')})`);
     }
+    this.refresher.touch(this.upstreamURL(parsed));
     // The query goes upstream exactly as the client wrote it: re-serialising the parsed form
     // changes it (`a` becomes `a=`, `%20` becomes `+`), which signed or opaque queries do not survive.
     const queryAt = (req.url ?? '').indexOf('?');
@@ -386,6 +419,39 @@ class GitStrategy implements Strategy {
     this.startClone(repo);
     if (isInfoRefs || !body) return forwardToUpstream(req, res, forwardUrl, body);
     return this.serveFromSpool(req, res, repo, forwardUrl, body);
+  }
+
+  /** `POST /git/{host}/{repo}/refresh` (trusted callers only: see the route's `trustedOnly`). */
+  private handleRefresh(req: IncomingMessage, res: ServerResponse, repoPart: string): void {
+    let parsed: GitRequestPath;
+    try {
+      parsed = parseGitPath(repoPart);
+      if (parsed.operation !== '') throw new InvalidGitPathError(`expected /git/{host}/{repository}${REFRESH_SUFFIX}`);
+    } catch (err) {
+      if (err instanceof InvalidGitPathError) return refuseRequest(req, res, 400, `bad git path: ${err.message}`);
+      throw err;
+    }
+    if (!this.hostAllowed(parsed.host)) return refuseRequest(req, res, 403, `host not allowed: ${parsed.host} (allowed-hosts: ${[...this.allowedHosts].join(', ')})`);
+    handleRefreshRequest(req, res, parsed, this);
+  }
+
+  /**
+   * Refreshes every mirror of the repository (Ready, or being cloned: then once its clone ends),
+   * the name compared case-insensitively (forges treat `Org/Repo` and `org/repo` alike, and
+   * clients may have used either), through `Repository.refresh`: a verified fetch on its fetch
+   * queue, which ref listings wait for instead of advertising the old refs.
+   */
+  refresh(parsed: GitRequestPath, reason: string): string[] {
+    if (!this.hostAllowed(parsed.host)) return [];
+    const wanted = this.upstreamURL(parsed).toLowerCase();
+    const refreshed: string[] = [];
+    for (const repo of this.repos.values()) {
+      if (repo.state === 'empty' || repo.upstreamURL.toLowerCase() !== wanted) continue;
+      // Repository.refresh logs a failure itself.
+      repo.refresh({ reason }).catch(() => undefined);
+      refreshed.push(repo.upstreamURL);
+    }
+    return refreshed;
   }
 
   /** Starts the background clone unless someone else already did. */
@@ -572,6 +638,7 @@ class GitStrategy implements Strategy {
   async close(): Promise<void> {
     this.closing = true;
     for (const entry of this.restores.values()) if (entry.timer) clearTimeout(entry.timer);
+    this.refresher.close();
     await this.scheduler.drain();
     await Promise.all([...this.spools.values()].map((s) => s.close()));
   }
@@ -585,8 +652,13 @@ export const gitStrategyProvider: StrategyProvider = {
     const mirrorRoot = path.resolve(ctx.global.state, typeof clone['mirror-root'] === 'string' ? clone['mirror-root'] : 'git-mirrors');
     const strategy = new GitStrategy(ctx.config, ctx.logger, ctx.cache, ctx.metadata, mirrorRoot, ctx.global.state, clone, (ctx.global.blocks['scheduler'] ?? {}) as Record<string, unknown>);
     await strategy.start();
+    // Registered before /git/*, and static, so it wins over the wildcard (no host is called "webhook").
+    ctx.routes.on('POST', '/git/webhook/github', (req, res) => handleGithubWebhook(req, res, { secret: ctx.config['webhook-secret'], mirrors: strategy, logger: ctx.logger }));
     // Parse the raw URL ourselves: the router decodes escapes, and the path must be validated as sent.
-    ctx.routes.on(['GET', 'POST'], '/git/*', (req, res, _params, query) => strategy.handle(req, res, (req.url ?? '').split('?')[0]?.slice('/git/'.length) ?? '', query));
+    ctx.routes.on(['GET', 'POST'], '/git/*', (req, res, _params, query) => strategy.handle(req, res, (req.url ?? '').split('?')[0]?.slice('/git/'.length) ?? '', query), {
+      // Anyone who can reach hoard may read through it, but only trusted callers may make it fetch on demand.
+      trustedOnly: (method, path) => method === 'POST' && path.endsWith(REFRESH_SUFFIX),
+    });
     return strategy;
   },
 };
