@@ -159,14 +159,13 @@ describe('background refresher', () => {
 describe('background refresher: idle repositories', () => {
   let rig: Rig;
   before(async () => {
-    rig = await startRig('ref-check-interval = "1h"\n  fetch-interval = "200ms"\n  refresh-idle = "3s"');
+    rig = await startRig('ref-check-interval = "1h"\n  fetch-interval = "200ms"\n  refresh-idle = "5s"');
   });
   after(() => rig.close());
 
   test('a repository no client touched for refresh-idle is not refreshed; a request resumes it', async () => {
     await cloneAndWaitReady(rig, 'org/busy');
-    await cloneAndWaitReady(rig, 'org/idle');
-    // Keep org/busy in use (ref listings are served from the mirror: the ref check is an hour).
+    // Keep org/busy in use from now on (ref listings are served from the mirror: the ref check is an hour).
     let stop = false;
     const busyClient = (async () => {
       while (!stop) {
@@ -175,6 +174,7 @@ describe('background refresher: idle repositories', () => {
       }
     })();
     try {
+      await cloneAndWaitReady(rig, 'org/idle');
       await waitFor('org/idle to stop being refreshed', () => rig.logged('background refresh stopped: no client request for refresh-idle', 'org/idle').length > 0);
       const idleRequests = hoardOwn(rig.upstream.requests, 'org/idle').length;
       const busyRequests = hoardOwn(rig.upstream.requests, 'org/busy').length;
