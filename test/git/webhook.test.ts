@@ -65,9 +65,11 @@ describe('GitHub signatures and payloads', () => {
     assert.deepEqual(names(null), []);
   });
 
-  test('an empty webhook-secret (an unset ${VAR}) is refused at start-up with its line', () => {
+  test('an empty webhook-secret (an unset or empty ${VAR}) is refused at start-up with its line', () => {
     const text = 'cache disk {}\nmetadata memory {}\nstrategy git {\n  webhook-secret = "${HOARD_TEST_UNSET_SECRET}"\n}\n';
-    assert.throws(() => loadConfig({ text, env: {}, cwd: os.tmpdir(), specs: allProviderSpecs(), source: 'test.hcl' }), /test\.hcl:4: .*webhook-secret: .*empty/);
+    for (const env of [{}, { HOARD_TEST_UNSET_SECRET: '' }]) {
+      assert.throws(() => loadConfig({ text, env, cwd: os.tmpdir(), specs: allProviderSpecs(), source: 'test.hcl' }), /test\.hcl:4:\d+: strategy git: webhook-secret: .*(empty|not set)/);
+    }
   });
 });
 

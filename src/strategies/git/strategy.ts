@@ -45,7 +45,7 @@ const gitSchema = z.strictObject({
   'mirror-restore-retry': duration().default(30_000).describe('First retry delay of a failed background mirror restore after a cold serve (doubles up to 30m).'),
   'webhook-secret': z
     .string()
-    .min(1, 'is empty (an unset ${VAR}?); remove the attribute to disable GitHub webhooks')
+    .min(1, 'must not be empty (an empty HMAC key is no secret); remove the attribute to disable GitHub webhooks')
     .optional()
     .describe('Secret of the GitHub webhook that POSTs to /git/webhook/github (push, create and delete events refresh the mirror at once; X-Hub-Signature-256 is verified). Unset: that route answers 404.'),
 });
