@@ -10,9 +10,9 @@ export const globalBlockSchemas = {
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Minimum log level.'),
-      json: z.boolean().default(false).describe('Log as JSON lines instead of text.'),
-      remap: z.record(z.string(), z.string()).default({}).describe('Rename log attributes (accepted for cachew compatibility).'),
-      headers: z.record(z.string(), z.string()).default({}).describe('Request headers to add to request logs, header = attribute.'),
+      json: z.boolean().default(false).describe('JSON lines on stderr (for log shippers) instead of human-readable text.'),
+      remap: z.record(z.string(), z.string()).default({}).describe('JSON mode: rename top-level log fields, old = new (e.g. msg = "message", time = "timestamp").'),
+      headers: z.record(z.string(), z.string()).default({}).describe('Request headers logged on request lines, header = attribute (credential headers are refused).'),
     })
     .describe('Logging.'),
   metrics: z

@@ -72,6 +72,11 @@ export interface HttpServerOptions {
    * `() => false` to exercise the real policy path as a remote caller would.
    */
   trustedRemote?: TrustedRemote;
+  /**
+   * Request headers logged as attributes, header name → attribute name (`log { headers }`).
+   * Credentials are refused at start-up (see `checkLogHeaders`), so they never reach a log.
+   */
+  logHeaders?: Record<string, string>;
   /** The request policy (an OPA policy from the `opa` block); default: the built-in loopback policy. */
   authorizer?: Authorizer;
   /** Overrides the idle-connection timeout (tests). */
@@ -85,6 +90,16 @@ export interface HttpServerOptions {
 export function createHttpServer(opts: HttpServerOptions): http.Server {
   const { router, logger, metrics } = opts;
   const authorizer = opts.authorizer ?? defaultAuthorizer(opts.trustedRemote);
+  const logHeaders = Object.entries(opts.logHeaders ?? {}).map(([header, attribute]) => [header.toLowerCase(), attribute] as const);
+  /** `log { headers }`: inbound header values as request-log attributes (cachew #256). */
+  const headerAttributes = (req: IncomingMessage): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const [header, attribute] of logHeaders) {
+      const value = req.headers[header];
+      if (value !== undefined) out[attribute] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    return out;
+  };
   const server = http.createServer(
     { headersTimeout: SERVER_TIMEOUTS.headersMs, requestTimeout: 0, keepAliveTimeout: SERVER_TIMEOUTS.keepAliveMs },
     (req, res) => {
@@ -109,7 +124,7 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
     const rawPath = scope.uri;
     const query = new URLSearchParams(queryAt === -1 ? '' : rawUrl.slice(queryAt + 1));
     // A child logger per request is measurably expensive on the hot path; build fields only when logged.
-    const fields = () => ({ client, method, uri: rawPath });
+    const fields = () => ({ client, method, uri: rawPath, ...headerAttributes(req) });
     const log = {
       warn: (obj: object, msg: string) => logger.warn({ ...fields(), ...obj }, msg),
       error: (obj: object, msg: string) => logger.error({ ...fields(), ...obj }, msg),

@@ -14,7 +14,8 @@ import { answerAndClose } from './answer-and-close.js';
 import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../util/read-body.js';
 import { createHttpServer } from './http-server.js';
 import { createAuthorizer } from './policy/authorizer.js';
-import { LOG_LEVELS, createLogger } from './logging.js';
+import { LOG_LEVELS, checkLogHeaders, createLogger } from './logging.js';
+import { mountProfiling } from './profiling.js';
 import { ServerMetrics } from './metrics.js';
 import { Router, sendText } from './router.js';
 import type { Strategy } from './strategy.js';
@@ -120,7 +121,9 @@ function authoritative(cache: Cache): Cache {
 /** Builds caches, metadata, routes and strategies from a loaded config and starts listening. */
 export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const global: GlobalConfig = cfg.global;
-  const logger = opts.logger ?? createLogger({ level: global.log.level, json: global.log.json });
+  const logger = opts.logger ?? createLogger({ level: global.log.level, json: global.log.json, remap: global.log.remap });
+  checkLogHeaders(global.log.headers);
+  if (!global.log.json && Object.keys(global.log.remap).length) logger.warn('log { remap } renames fields of JSON logs only; set json = true for it to apply');
   const env = { state: global.state, blocks: global as unknown as Record<string, unknown>, logger };
   const closers: Array<() => Promise<void>> = [];
   const strategies: Strategy[] = [];
@@ -154,6 +157,7 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
       sendText(res, 200, 'OK');
     });
     router.on('GET', '/admin/log/level', (_req, res) => sendText(res, 200, logger.level));
+    mountProfiling(router);
     router.on(['PUT', 'POST'], '/admin/log/level', async (req, res, _params, query) => {
       let level = query.get('level') ?? undefined;
       if (!level) {
@@ -198,7 +202,7 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
       onTestReport: (report) => logger.info({ report }, 'opa: policy tests passed'),
     });
     if (authorizer.kind === 'opa') logger.info('opa: enforcing the configured policy on every request');
-    const server = createHttpServer({ router, logger, metrics, authorizer });
+    const server = createHttpServer({ router, logger, metrics, authorizer, logHeaders: global.log.headers });
     const { host, port } = opts.listen ?? splitBind(global.bind);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -64,6 +64,12 @@ describe('path decoding and the loopback-only policy', () => {
     trusted = await boot({ host: '127.0.0.1' });
   });
 
+  test('the profiling endpoints are admin routes: refused to untrusted callers', async () => {
+    for (const p of ['/admin/pprof/heap', '/admin/pprof/profile?seconds=1']) {
+      assert.equal((await raw('127.0.0.1', untrusted.port, 'GET', p)).status, 403, p);
+    }
+  });
+
   test('percent-encoded /api and /admin are forbidden to a remote caller', async () => {
     const r = (method: string, p: string, body?: string) => raw('127.0.0.1', untrusted.port, method, p, body);
     for (const p of ['/%61pi/v1/object/ns/k', '/%61pi/v1/stats', '/%41PI/v1/stats', '/a%70i/v1/namespaces', '/%61dmin/log/level', '/%61%64%6d%69%6e/log/level', '/api/v1/stats', '//api/v1/stats', '/admin/log/level']) {

@@ -220,7 +220,7 @@ describe('hoard serve start-up and logs', () => {
   test('each request is logged with method, path, status and duration; credentials never are', async () => {
     const dir = await tempDir();
     const config = path.join(dir, 'hoard.hcl');
-    await fs.writeFile(config, `state = "${dir}/state"\nbind = "127.0.0.1:0"\nshutdown-readiness-delay = "0s"\nlog { level = "info" }\ncache memory {}\nmetadata memory {}\nmetrics { port = 0 }\n`);
+    await fs.writeFile(config, `state = "${dir}/state"\nbind = "127.0.0.1:0"\nshutdown-readiness-delay = "0s"\nlog {\n  level = "info"\n  json = true\n}\ncache memory {}\nmetadata memory {}\nmetrics { port = 0 }\n`);
     const srv = await serveProcess(['--config', config]);
     const base = `http://127.0.0.1:${srv.port}`;
     const secrets = { authorization: 'Bearer tok-SECRET-1234', cookie: 'session=COOKIE-SECRET-5678', 'x-api-key': 'KEY-SECRET-9012' };
@@ -250,5 +250,47 @@ describe('hoard serve start-up and logs', () => {
     assert.equal(find('GET', '/no/such/route')?.['status'], 404);
     for (const value of Object.values(secrets)) assert.ok(!srv.stderr().includes(value.split(' ').pop()!), `logs contain ${value}`);
     assert.doesNotMatch(srv.stderr(), /authorization|cookie/i);
+  });
+
+  test('log { remap, headers } rename JSON fields and add header attributes; text mode writes text', async () => {
+    const dir = await tempDir();
+    const config = path.join(dir, 'hoard.hcl');
+    await fs.writeFile(
+      config,
+      `state = "${dir}/state"\nbind = "127.0.0.1:0"\nshutdown-readiness-delay = "0s"\nlog {\n  json = true\n  remap = { msg = "message", time = "timestamp", uri = "path" }\n  headers = { "X-Request-Id" = "request_id" }\n}\ncache memory {}\nmetadata memory {}\nmetrics { port = 0 }\n`,
+    );
+    const srv = await serveProcess(['--config', config]);
+    assert.equal((await fetch(`http://127.0.0.1:${srv.port}/no/such/route`, { headers: { 'x-request-id': 'req-42' } })).status, 404);
+    srv.child.kill('SIGTERM');
+    assert.equal(await srv.exited, 0);
+    const records = srv
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const line = records.find((r) => r['message'] === 'request' && r['path'] === '/no/such/route');
+    assert.ok(line, srv.stderr());
+    assert.equal(line['request_id'], 'req-42');
+    assert.equal(typeof line['timestamp'], 'string');
+    assert.equal(line['msg'], undefined);
+    assert.equal(line['uri'], undefined);
+
+    const textConfig = path.join(dir, 'text.hcl');
+    await fs.writeFile(textConfig, `state = "${dir}/state2"\nbind = "127.0.0.1:0"\nshutdown-readiness-delay = "0s"\ncache memory {}\nmetadata memory {}\nmetrics { port = 0 }\n`);
+    const text = await serveProcess(['--config', textConfig]);
+    assert.equal((await fetch(`http://127.0.0.1:${text.port}/no/such/route`)).status, 404);
+    text.child.kill('SIGTERM');
+    assert.equal(await text.exited, 0);
+    assert.match(text.stderr(), /INFO: request/);
+    assert.doesNotMatch(text.stderr(), /^\{/m, 'json = false (the default) writes no JSON lines');
+  });
+
+  test('log { headers } naming a credential header is refused at start-up', async () => {
+    const dir = await tempDir();
+    const config = path.join(dir, 'hoard.hcl');
+    await fs.writeFile(config, `state = "${dir}/state"\nbind = "127.0.0.1:0"\nlog {\n  headers = { "Authorization" = "auth" }\n}\ncache memory {}\nmetadata memory {}\nmetrics { port = 0 }\n`);
+    const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(res.status, 1);
+    assert.match(res.stderr, /log \{ headers \}: Authorization carries credentials/);
   });
 });
