@@ -358,6 +358,24 @@ describe('Apache upstream: every ref change reaches clients through hoard', () =
     });
   }
 
+  test('a refresh no ref check asked for (a push through hoard, ref-check-interval 1h) also brings a default-branch change', async () => {
+    const name = 'fresh/head-on-refresh.git';
+    await apache.createRepo(name, { branches: ['develop'] });
+    const dir = path.join(work, `${++cloneCounter}-pusher`);
+    await client(['clone', '-q', viaHoard(name), dir]);
+    const mirror = mirrorOf(hoard.stateDir, name);
+    await waitFor('mirror', () => exists(path.join(mirror, 'HEAD')));
+    apache.git(['symbolic-ref', 'HEAD', 'refs/heads/develop'], apache.bareOf(name));
+    await fs.writeFile(path.join(dir, 'mine.txt'), 'pushed through hoard\n');
+    await client(['add', 'mine.txt'], dir);
+    await client(['commit', '-q', '-m', 'mine'], dir);
+    await client(['push', '-q', 'origin', 'main'], dir);
+    const fresh = path.join(work, `${++cloneCounter}-after-head-change`);
+    await client(['clone', '-q', viaHoard(name), fresh]);
+    assert.equal(await client(['symbolic-ref', 'HEAD'], fresh), 'refs/heads/develop', 'the clone after the refresh checks out the new default branch');
+    assert.equal(git(['symbolic-ref', 'HEAD'], mirror), 'refs/heads/develop');
+  });
+
   test('a push through hoard is read back at once by the pusher and a fresh clone (ref-check-interval 1h)', async () => {
     const name = 'fresh/own-push.git';
     await apache.createRepo(name);

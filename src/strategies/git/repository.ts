@@ -107,6 +107,9 @@ export class Repository {
   /** Where upstream's HEAD pointed at the last ref check, and the mirror's then; undefined = unknown. */
   private upstreamHead: string | undefined;
   private mirrorHead: string | undefined;
+  /** When `upstreamHead` was learnt, and when the last fetch started (see followUpstreamHead). */
+  private upstreamHeadAt = 0;
+  private lastFetchStart = 0;
   /** Refreshes asked for (a push, a webhook) and not yet done: ref listings wait for them. */
   private readonly refreshes = new Set<Promise<void>>();
   /** Bumped whenever a clone or fetch may have moved refs; memoised reads of refs check it. */
@@ -234,6 +237,7 @@ export class Repository {
       this.lastCloneFailure = undefined;
       // What an earlier mirror's ref check saw no longer applies (HEAD is upstream's as cloned).
       this.upstreamHead = undefined;
+      this.upstreamHeadAt = 0;
       this.mirrorHead = undefined;
       this.setState('ready');
       this.settings.logger.info({ upstream: this.upstreamURL }, 'mirror ready');
@@ -282,11 +286,13 @@ export class Repository {
       await running.catch(() => undefined);
     }
     const speed = opts.lenient ? [] : ['-c', 'http.lowSpeedLimit=1000', '-c', 'http.lowSpeedTime=60'];
+    const previousStart = this.lastFetchStart;
+    this.lastFetchStart = Date.now();
     const run = this.atUpstream(() => this.git(['-C', this.mirrorDir, '-c', 'http.postBuffer=524288000', ...speed, 'fetch', '--prune', '--prune-tags', '--quiet', 'origin'], {
       timeoutMs: opts.lenient ? this.settings.cloneTimeoutMs : this.settings.fetchTimeoutMs,
       signal: opts.signal,
     }), this.mirrorDir, opts.signal)
-      .then(() => this.followUpstreamHead(opts.signal))
+      .then(() => this.followUpstreamHead(opts.signal, previousStart))
       .finally(() => this.refsChanged())
       .then(() => {
       this.lastFetch = Date.now();
@@ -340,6 +346,7 @@ export class Repository {
       ]);
       const upstream = parseLsRemote(remote);
       this.upstreamHead = upstream.head;
+      this.upstreamHeadAt = Date.now();
       this.mirrorHead = head.trim() || undefined;
       const differences = advertisementDifferences(upstream, { refs: parseForEachRef(refs), head: this.mirrorHead }, parseRefspecs(refspecs));
       const stale = differences.length > 0;
@@ -405,8 +412,21 @@ export class Repository {
   /**
    * `git fetch` never moves a mirror's HEAD, so a change of upstream's default branch would never
    * reach clones: point HEAD where upstream's pointed at the last ref check, once that branch is here.
+   * A fetch no ref check preceded since the previous fetch (the background refresher's, a webhook's,
+   * a push's refresh) asks upstream's HEAD itself: otherwise those would bring every ref but HEAD.
    */
-  private async followUpstreamHead(signal: AbortSignal | undefined): Promise<void> {
+  private async followUpstreamHead(signal: AbortSignal | undefined, previousFetchStart: number): Promise<void> {
+    if (this.upstreamHeadAt <= previousFetchStart) {
+      try {
+        const listing = await this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL, 'HEAD'], { timeoutMs: this.settings.lsRemoteTimeoutMs, signal, maxBytes: MAX_LISTING_BYTES }));
+        this.upstreamHead = parseLsRemote(listing).head;
+        this.upstreamHeadAt = Date.now();
+      } catch (err) {
+        // The fetch itself succeeded; HEAD is followed at the next ref check instead.
+        this.settings.logger.warn({ err: (err as Error).message, upstream: this.upstreamURL }, "could not read upstream's HEAD after a fetch");
+        return;
+      }
+    }
     const target = this.upstreamHead;
     if (target === undefined || target === this.mirrorHead) return;
     // The name comes from upstream: only an ordinary branch the mirror now holds becomes HEAD.
