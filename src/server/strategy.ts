@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Cache } from '../cache/cache.js';
 import type { MetadataStore } from '../metadata/store.js';
+import type { GitMirrorManager } from '../strategies/shared/git-mirrors.js';
 
 /** Path parameters captured by the router (`:name` segments and `*` as key '*'). */
 export type RouteParams = Record<string, string | undefined>;
@@ -87,6 +88,17 @@ export interface StrategyContext<C = Record<string, unknown>> {
   global: GlobalSettings;
   /** The shared metadata store (cross-replica coordination: ETag maps, generation claims). */
   metadata: MetadataStore;
+  /**
+   * What strategies created before this one offer to others. The git strategy is created first,
+   * so every other strategy sees its mirrors here when a `strategy git` block is configured.
+   */
+  services?: StrategyServices;
+}
+
+/** Services one strategy offers the others (narrow interfaces, never a strategy's internals). */
+export interface StrategyServices {
+  /** The git strategy's mirrors; absent without a `strategy git` block. */
+  gitMirrors?: GitMirrorManager;
 }
 
 /** A running strategy. */
@@ -94,6 +106,8 @@ export interface Strategy {
   readonly name: string;
   /** Readiness gate for `/_readiness` (e.g. git warm-up). Absent = always ready. */
   ready?(): boolean;
+  /** Services this strategy offers the strategies created after it. */
+  readonly services?: StrategyServices;
   /** Stop background work and wait for it; called once during shutdown. */
   close?(): Promise<void>;
 }

@@ -18,7 +18,7 @@ import { LOG_LEVELS, checkLogHeaders, createLogger } from './logging.js';
 import { mountProfiling } from './profiling.js';
 import { ServerMetrics } from './metrics.js';
 import { Router, sendText } from './router.js';
-import type { Strategy } from './strategy.js';
+import type { Strategy, StrategyServices } from './strategy.js';
 import { createTieredCache } from '../cache/tiered.js';
 
 /** Every provider spec the config loader must know. */
@@ -182,7 +182,11 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
 
     mountObjectApi(router, cache, logger.child({ strategy: 'api' }));
 
-    for (const block of cfg.providers.filter((p) => p.kind === 'strategy')) {
+    const services: StrategyServices = {};
+    // Strategies offering services (git's mirrors) are created first; the rest keep config order.
+    const strategyBlocks = cfg.providers.filter((p) => p.kind === 'strategy');
+    const offersServices = (name: string) => name === 'git';
+    for (const block of [...strategyBlocks.filter((b) => offersServices(b.name)), ...strategyBlocks.filter((b) => !offersServices(b.name))]) {
       const provider = strategyProviders.find((p) => p.spec.name === block.name);
       if (!provider) throw new Error(`${block.file}:${block.line}: unknown strategy ${block.name}`);
       const strategy = await provider.create({
@@ -193,8 +197,10 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
         logger: logger.child({ strategy: block.name }),
         global: { state: global.state, url: global.url, blocks: global as unknown as Record<string, Record<string, unknown>> },
         metadata,
+        services,
       });
       strategies.push(strategy);
+      Object.assign(services, strategy.services);
     }
 
     const authorizer = await createAuthorizer(global.opa, {

@@ -28,6 +28,7 @@ import { removeStaleLocks } from './stale-locks.js';
 import { Refresher } from './refresher.js';
 import { MirrorMaintenance } from './maintenance.js';
 import { handleGithubWebhook, handleRefreshRequest, type MirrorRefresh } from './webhook.js';
+import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../shared/git-mirrors.js';
 
 const gitSchema = z.strictObject({
   'snapshot-interval': duration().default(0).describe('Period of snapshot generation (0 = off; on-demand serving still works).'),
@@ -67,6 +68,9 @@ const REFRESH_SUFFIX = '/refresh';
 /** The git caching strategy: smart-HTTP served from local mirrors (reference git §2-3, §6). */
 class GitStrategy implements Strategy, MirrorRefresh {
   readonly name = 'git';
+  get services() {
+    return { gitMirrors: this.mirrors };
+  }
   private readonly repos = new Map<string, Repository>();
   private readonly spools = new Map<string, SpoolSet>();
   private readonly scheduler: Scheduler;
@@ -153,6 +157,28 @@ class GitStrategy implements Strategy, MirrorRefresh {
       coldServed: (repo, served) => this.scheduleMirrorRestore(repo, served),
       catchUp: (repo) => repo.fetchInBackground((job) => this.scheduler.submit(`${repo.upstreamURL}/fetch`, 'fetch', job)),
     });
+  }
+
+  /** What other strategies may do with the mirrors (see GitMirrorManager). */
+  readonly mirrors: GitMirrorManager = { mirror: (repository, opts) => this.readyMirror(repository, opts) };
+
+  private async readyMirror(repository: string, opts: { fresh: boolean; signal: AbortSignal }): Promise<GitMirror> {
+    let parsed: GitRequestPath;
+    try {
+      parsed = parseGitPath(repository);
+    } catch (err) {
+      if (err instanceof InvalidGitPathError) throw new GitMirrorRefusedError(`bad repository ${JSON.stringify(repository)}: ${err.message}`);
+      throw err;
+    }
+    if (parsed.operation) throw new GitMirrorRefusedError(`bad repository ${JSON.stringify(repository)}: a .git segment before its end`);
+    if (!this.hostAllowed(parsed.host)) throw new GitMirrorRefusedError(`host not allowed: ${parsed.host} (allowed-hosts of strategy git: ${[...this.allowedHosts].join(', ')})`);
+    const repo = this.repository(parsed);
+    await this.ensureReady(repo, opts.signal);
+    if (opts.fresh && (await repo.refsStale())) {
+      // Joins the catch-up fetch git clients would queue; a failed fetch leaves the mirror as it is.
+      await repo.fetchInBackground((job) => this.scheduler.submit(`${repo.upstreamURL}/fetch`, 'fetch', job)).catch((err: Error) => this.logger.warn({ err: err.message, upstream: repo.upstreamURL }, 'fetch for a mirror reader failed; reading the mirror as it is'));
+    }
+    return { upstreamURL: repo.upstreamURL, gitDir: repo.mirrorDir, env: this.settings.gitEnv };
   }
 
   /** Starts (or joins) the clone and resolves once the repository is Ready. */

@@ -56,6 +56,8 @@ export interface ForwardHooks {
    * when the whole response reached the client (rejects when the relay broke off).
    */
   onResponse?: (status: number, relayed: Promise<void>) => void;
+  /** Response headers that replace upstream's, by upstream status (gomod's own Cache-Control). */
+  responseHeaders?: (status: number) => Record<string, string>;
 }
 
 /**
@@ -121,6 +123,7 @@ export async function forwardToUpstream(req: IncomingMessage, res: ServerRespons
     const done = new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
     done.catch(() => undefined);
     opts.onResponse?.(upstream.statusCode ?? 502, done);
+    if (opts.responseHeaders) Object.assign(relayed, opts.responseHeaders(upstream.statusCode ?? 502));
     res.writeHead(upstream.statusCode ?? 502, relayed);
     await pipeline(upstream, res).then(
       () => settle(),

@@ -37,6 +37,8 @@ export interface CachingRoute {
   ttlMs?(req: IncomingMessage): number;
   /** Hosts the fetch may reach, first request and every redirect (default: the upstream URL's host only). */
   allowedHosts?: HostAllowList;
+  /** Headers set on every 200 answer, cached or fetched, over stored ones (gomod's Cache-Control). */
+  responseHeaders?: Record<string, string>;
 }
 
 /** Client headers worth forwarding to a third-party upstream. Credentials and cookies are not. */
@@ -97,7 +99,7 @@ export async function serveCached(route: CachingRoute, cache: Cache, logger: Log
   let upstream: UpstreamRequest;
   try {
     key = variantKey(route.key(req), req);
-    if (await sendCacheObject(cache, key, req, res)) return;
+    if (await sendCacheObject(cache, key, req, res, route.responseHeaders)) return;
     upstream = await route.upstream(req);
   } catch (err) {
     if (err instanceof HttpError) return sendText(res, err.status, err.message);
@@ -148,7 +150,7 @@ export async function serveCached(route: CachingRoute, cache: Cache, logger: Log
     logger.warn({ err, url: safeUrl }, 'cache fill could not start; serving without caching');
   }
   const tee = teeInto(writer, { onAbandon: (err) => logger.warn({ err, url: safeUrl }, 'cache fill failed; serving without caching') });
-  const outHeaders: Record<string, string | string[]> = { ...relayed };
+  const outHeaders: Record<string, string | string[]> = { ...relayed, ...route.responseHeaders };
   delete outHeaders['set-cookie'];
   res.writeHead(200, outHeaders);
   try {

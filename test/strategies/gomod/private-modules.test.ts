@@ -1,0 +1,258 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ChildProcessError, runChild } from '../../../src/util/process.js';
+import { git, startGitUpstream, type GitUpstream } from '../../fixtures/git-upstream.js';
+import { startTestServer, type TestServer } from '../../fixtures/server.js';
+
+/**
+ * Private modules (`private-paths`) served from the git strategy's mirrors to the real `go`
+ * command: tagged versions, a module in a subdirectory with `sub/mod/vX` tags, `/v2` both as a
+ * `v2/` subdirectory and as a root go.mod declaring `/v2`, a repository without go.mod, a
+ * pseudo-version for an untagged commit, `go mod verify`, and an offline rebuild from hoard's
+ * cache once the git upstream is gone.
+ */
+
+function findGo(): string {
+  const onPath = spawnSync('sh', ['-c', 'command -v go'], { encoding: 'utf8' }).stdout.trim();
+  if (onPath) return onPath;
+  if (existsSync('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
+  assert.fail('the go command is needed for this test (.ci/run installs golang-go)');
+}
+const GO = findGo();
+
+let tmp: string;
+let upstream: GitUpstream;
+let upstreamOpen = false;
+let hoard: TestServer;
+let headCommit: string;
+
+/** Writes files into a work tree, commits, tags and pushes (tags too). */
+async function commitFiles(tree: string, files: Record<string, string | { symlink: string }>, message: string, tags: string[] = []): Promise<string> {
+  for (const [name, content] of Object.entries(files)) {
+    const file = path.join(tree, name);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    if (typeof content === 'string') await fs.writeFile(file, content);
+    else await fs.symlink(content.symlink, file);
+  }
+  git(['add', '-A'], tree);
+  git(['commit', '-q', '-m', message], tree);
+  for (const tag of tags) git(['tag', '-a', '-m', tag, tag], tree);
+  git(['push', '-q', 'origin', 'main', ...tags], tree);
+  return git(['rev-parse', 'HEAD'], tree);
+}
+
+const goFile = (pkg: string, name: string) => `package ${pkg}\n\nfunc Name() string { return "${name}" }\n`;
+
+before(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-gomod-private-'));
+  upstream = await startGitUpstream();
+  upstreamOpen = true;
+
+  const lib = await upstream.createRepo('private/lib.git', { files: 1 });
+  await commitFiles(
+    lib,
+    {
+      'go.mod': 'module example.com/private/lib\n\ngo 1.18\n',
+      'lib.go': goFile('lib', 'lib-v1.0.0'),
+      LICENSE: 'root license\n',
+      'vendor/modules.txt': '# vendored\n',
+      'vendor/example.com/x/x.go': 'package x\n',
+      'nested/go.mod': 'module example.com/private/lib/nested\n',
+      'nested/n.go': 'package nested\n',
+      'link.go': { symlink: 'lib.go' },
+    },
+    'v1.0.0',
+    ['v1.0.0'],
+  );
+  await commitFiles(
+    lib,
+    {
+      'lib.go': goFile('lib', 'lib-v1.1.0'),
+      'sub/mod/go.mod': 'module example.com/private/lib/sub/mod\n\ngo 1.18\n',
+      'sub/mod/mod.go': goFile('mod', 'sub-mod-v0.2.0'),
+      'v2/go.mod': 'module example.com/private/lib/v2\n\ngo 1.18\n',
+      'v2/lib.go': goFile('lib', 'lib-v2.0.0'),
+    },
+    'v1.1.0, sub/mod/v0.2.0, v2.0.0',
+    ['v1.1.0', 'sub/mod/v0.2.0', 'v2.0.0'],
+  );
+  headCommit = await commitFiles(lib, { 'lib.go': goFile('lib', 'lib-head') }, 'untagged');
+
+  const major = await upstream.createRepo('private/major.git', { files: 1 });
+  await commitFiles(major, { 'go.mod': 'module example.com/private/major/v2\n\ngo 1.18\n', 'major.go': goFile('major', 'major-v2.1.0') }, 'v2.1.0', ['v2.1.0']);
+
+  const nomod = await upstream.createRepo('private/nomod.git', { files: 1 });
+  await commitFiles(nomod, { 'nomod.go': goFile('nomod', 'nomod-v0.1.0') }, 'no go.mod', ['v0.1.0']);
+
+  hoard = await startTestServer({
+    hcl: `cache disk {}
+metadata memory {}
+metrics { port = 0 }
+git-clone { ref-check-interval = "0s" }
+strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
+strategy gomod {
+  proxy = "http://127.0.0.1:9"
+  private-paths = ["example.com/private/*"]
+  private-repo-hosts = { "example.com" = "${upstream.hostPort}" }
+}
+`,
+  });
+});
+
+after(async () => {
+  if (upstreamOpen) await upstream.close();
+  await hoard?.close();
+  if (tmp) {
+    spawnSync('chmod', ['-R', 'u+w', tmp]); // Go writes its module cache read-only
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+});
+
+function goEnv(home: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env['PATH'],
+    HOME: home,
+    GOPATH: path.join(home, 'gopath'),
+    GOMODCACHE: path.join(home, 'modcache'),
+    GOCACHE: path.join(tmp, 'gocache'),
+    GOENV: 'off',
+    GOFLAGS: '-mod=mod',
+    GOPROXY: `${hoard.url}/gomod`,
+    // Private modules: no public checksum database, but still through the proxy (GONOPROXY=none).
+    GOPRIVATE: 'example.com/private/*',
+    GONOPROXY: 'none',
+    GONOSUMDB: 'example.com/private/*',
+    GOSUMDB: 'off',
+    GOTOOLCHAIN: 'local',
+    GO111MODULE: 'on',
+    CGO_ENABLED: '0',
+  };
+}
+
+async function go(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
+  try {
+    return await runChild(GO, args, { cwd, env, timeoutMs: 180_000, stderrLimit: 64 << 10 });
+  } catch (err) {
+    if (err instanceof ChildProcessError) assert.fail(`go ${args.join(' ')} failed: ${err.message}\n${err.stderrText}`);
+    throw err;
+  }
+}
+
+const APP_MAIN = `package main
+
+import (
+\tlib "example.com/private/lib"
+\tsubmod "example.com/private/lib/sub/mod"
+\tlibv2 "example.com/private/lib/v2"
+\tmajor "example.com/private/major/v2"
+\t"example.com/private/nomod"
+)
+
+func main() { println(lib.Name(), submod.Name(), libv2.Name(), major.Name(), nomod.Name()) }
+`;
+const appGoMod = (libVersion: string) => `module example.com/app
+
+go 1.18
+
+require (
+\texample.com/private/lib ${libVersion}
+\texample.com/private/lib/sub/mod v0.2.0
+\texample.com/private/lib/v2 v2.0.0
+\texample.com/private/major/v2 v2.1.0
+\texample.com/private/nomod v0.1.0
+)
+`;
+
+async function buildApp(home: string, libVersion: string): Promise<string> {
+  const app = path.join(home, 'app');
+  await fs.mkdir(app, { recursive: true });
+  await fs.writeFile(path.join(app, 'go.mod'), appGoMod(libVersion));
+  await fs.writeFile(path.join(app, 'main.go'), APP_MAIN);
+  const env = goEnv(home);
+  await go(['mod', 'download'], app, env);
+  await go(['build', '-o', 'app', '.'], app, env);
+  const run = spawnSync(path.join(app, 'app'), { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(run.status, 0, run.stderr);
+  return run.stderr.trim();
+}
+
+async function listFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await listFiles(path.join(dir, entry.name), rel)));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+describe('private modules from git mirrors with the real go client', () => {
+  test('go list -m -versions reads tags: prefixed for a subdirectory module, by major version for /vN', async () => {
+    const home = path.join(tmp, 'list');
+    await fs.mkdir(home, { recursive: true });
+    const env = goEnv(home);
+    const versions = async (module: string) => (await go(['list', '-m', '-versions', module], home, env)).trim();
+    assert.equal(await versions('example.com/private/lib'), 'example.com/private/lib v1.0.0 v1.1.0');
+    assert.equal(await versions('example.com/private/lib/sub/mod'), 'example.com/private/lib/sub/mod v0.2.0');
+    assert.equal(await versions('example.com/private/lib/v2'), 'example.com/private/lib/v2 v2.0.0');
+    assert.equal(await versions('example.com/private/major/v2'), 'example.com/private/major/v2 v2.1.0');
+  });
+
+  test('download, build, go get of a commit (pseudo-version), go mod verify, then an offline rebuild from the cache', async () => {
+    const home = path.join(tmp, 'online');
+    assert.equal(await buildApp(home, 'v1.1.0'), 'lib-v1.1.0 sub-mod-v0.2.0 lib-v2.0.0 major-v2.1.0 nomod-v0.1.0');
+    const app = path.join(home, 'app');
+    const env = goEnv(home);
+
+    // The zip rules: no vendored packages (modules.txt stays), no nested modules (sub/mod, v2/
+    // and nested/ have their own go.mod), no symlinks; the subdirectory module gets the root LICENSE.
+    const modcache = path.join(home, 'modcache');
+    assert.deepEqual(await listFiles(path.join(modcache, 'example.com/private/lib@v1.1.0')), ['LICENSE', 'dir0/file0.txt', 'go.mod', 'lib.go', 'vendor/modules.txt']);
+    assert.deepEqual(await listFiles(path.join(modcache, 'example.com/private/lib/sub/mod@v0.2.0')), ['LICENSE', 'go.mod', 'mod.go']);
+    assert.deepEqual(await listFiles(path.join(modcache, 'example.com/private/lib/v2@v2.0.0')), ['LICENSE', 'go.mod', 'lib.go']);
+    // No go.mod in the repository: the .mod is synthesized.
+    assert.equal(await fs.readFile(path.join(modcache, 'cache/download/example.com/private/nomod/@v/v0.1.0.mod'), 'utf8'), 'module example.com/private/nomod\n');
+
+    // An untagged commit: a pseudo-version after the highest tag among its ancestors.
+    await go(['get', `example.com/private/lib@${headCommit.slice(0, 12)}`], app, env);
+    const goMod = await fs.readFile(path.join(app, 'go.mod'), 'utf8');
+    const pseudo = /example\.com\/private\/lib (v1\.1\.1-0\.\d{14}-[0-9a-f]{12})\n/.exec(goMod)?.[1];
+    assert.ok(pseudo, goMod);
+    assert.ok(pseudo.endsWith(headCommit.slice(0, 12)), pseudo);
+    await go(['build', '-o', 'app', '.'], app, env);
+    assert.equal(spawnSync(path.join(app, 'app'), { encoding: 'utf8' }).stderr.trim(), 'lib-head sub-mod-v0.2.0 lib-v2.0.0 major-v2.1.0 nomod-v0.1.0');
+    assert.match(await go(['mod', 'verify'], app, env), /all modules verified/);
+
+    // A pseudo-version whose timestamp is not the commit's is refused.
+    const forged = pseudo.replace(/\.(\d{14})-/, (_m, ts: string) => `.${String(Number(ts.slice(0, 4)) - 1)}${ts.slice(4)}-`);
+    const refused = await fetch(`${hoard.url}/gomod/example.com/private/lib/@v/${forged}.info`);
+    assert.equal(refused.status, 404);
+    assert.match(await refused.text(), /does not match the commit time/);
+
+    // Upstream gone, module cache empty: every module file comes from hoard's cache.
+    await upstream.close();
+    upstreamOpen = false;
+    const offline = await buildApp(path.join(tmp, 'offline'), pseudo);
+    assert.equal(offline, 'lib-head sub-mod-v0.2.0 lib-v2.0.0 major-v2.1.0 nomod-v0.1.0');
+    // The same zips, byte for byte the same module content (go.sum of both runs agree).
+    const sums = async (dir: string) => (await fs.readFile(path.join(dir, 'app', 'go.sum'), 'utf8')).split('\n').filter((l) => l.includes(pseudo)).sort();
+    assert.deepEqual(await sums(path.join(tmp, 'offline')), await sums(home));
+
+    // Disable-Module-Fetch: cached files are served, nothing else is built or fetched.
+    const cached = await fetch(`${hoard.url}/gomod/example.com/private/lib/@v/v1.1.0.mod`, { headers: { 'disable-module-fetch': 'true' } });
+    assert.equal(cached.status, 200);
+    assert.equal(cached.headers.get('cache-control'), 'public, max-age=604800');
+    assert.equal(await cached.text(), 'module example.com/private/lib\n\ngo 1.18\n');
+    const notCached = await fetch(`${hoard.url}/gomod/example.com/private/lib/@v/v1.0.0.zip`, { headers: { 'disable-module-fetch': 'true' } });
+    assert.equal(notCached.status, 404);
+    assert.match(await notCached.text(), /not cached \(Disable-Module-Fetch\)/);
+    const list = await fetch(`${hoard.url}/gomod/example.com/private/lib/@v/list`, { headers: { 'disable-module-fetch': 'true' } });
+    assert.equal(list.status, 404);
+  });
+});
