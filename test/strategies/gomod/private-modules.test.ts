@@ -90,6 +90,34 @@ before(async () => {
   const nomod = await upstream.createRepo('private/nomod.git', { files: 1 });
   await commitFiles(nomod, { 'nomod.go': goFile('nomod', 'nomod-v0.1.0') }, 'no go.mod', ['v0.1.0']);
 
+  // Module paths with Go's `.git` qualifier: the go command can fetch these directly from git, so
+  // its own zips are the reference for hoard's.
+  const golden = await upstream.createRepo('private/golden.git', { files: 1 });
+  await commitFiles(
+    golden,
+    {
+      'go.mod': 'module example.com/private/golden.git\n\ngo 1.18\n',
+      'golden.go': goFile('golden', 'golden'),
+      LICENSE: 'root license\n',
+      'vendor/modules.txt': '# vendored\n',
+      'vendor/example.com/x/x.go': 'package x\n',
+      'pkg/vendor/y/y.go': 'package y\n',
+      'pkg/p.go': 'package pkg\n',
+      'nested/go.mod': 'module example.com/private/golden.git/nested\n',
+      'nested/n.go': 'package nested\n',
+      'link.go': { symlink: 'golden.go' },
+      '.hg_archival.txt': 'x\n',
+      'sub/mod/go.mod': 'module example.com/private/golden.git/sub/mod\n\ngo 1.18\n',
+      'sub/mod/mod.go': goFile('mod', 'golden-sub'),
+      'sub/mod/vendor/z/z.go': 'package z\n',
+      'exec.sh': '#!/bin/sh\n',
+    },
+    'golden',
+    ['v1.0.0', 'sub/mod/v1.0.0'],
+  );
+  git(['update-index', '--chmod=+x', 'exec.sh'], golden);
+  await commitFiles(golden, { 'more.go': 'package golden\n' }, 'exec bit', ['v1.0.1']);
+
   hoard = await startTestServer({
     hcl: `cache disk {}
 metadata memory {}
@@ -202,6 +230,23 @@ describe('private modules from git mirrors with the real go client', () => {
     assert.equal(await versions('example.com/private/lib/sub/mod'), 'example.com/private/lib/sub/mod v0.2.0');
     assert.equal(await versions('example.com/private/lib/v2'), 'example.com/private/lib/v2 v2.0.0');
     assert.equal(await versions('example.com/private/major/v2'), 'example.com/private/major/v2 v2.1.0');
+  });
+
+  test("module zips hash as the go command's own, fetched directly from git, do", async () => {
+    const viaHoard = path.join(tmp, 'golden-hoard');
+    const direct = path.join(tmp, 'golden-direct');
+    await fs.mkdir(viaHoard, { recursive: true });
+    await fs.mkdir(direct, { recursive: true });
+    // Direct mode: the go command runs git itself; this git config sends example.com to the loopback upstream.
+    const gitConfig = path.join(direct, 'gitconfig');
+    await fs.writeFile(gitConfig, `[url "${upstream.url}/"]\n\tinsteadOf = https://example.com/\n`);
+    const directEnv = { ...goEnv(direct), GOPROXY: 'direct', GIT_CONFIG_GLOBAL: gitConfig, GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0' };
+    for (const target of ['example.com/private/golden.git@v1.0.0', 'example.com/private/golden.git@v1.0.1', 'example.com/private/golden.git/sub/mod@v1.0.0']) {
+      const ours = JSON.parse(await go(['mod', 'download', '-json', target], viaHoard, goEnv(viaHoard))) as { Sum: string; GoModSum: string; Dir: string };
+      const theirs = JSON.parse(await go(['mod', 'download', '-json', target], direct, directEnv)) as { Sum: string; GoModSum: string; Dir: string };
+      assert.equal(ours.Sum, theirs.Sum, `${target}: ${JSON.stringify(await listFiles(ours.Dir))} vs ${JSON.stringify(await listFiles(theirs.Dir))}`);
+      assert.equal(ours.GoModSum, theirs.GoModSum, target);
+    }
   });
 
   test('download, build, go get of a commit (pseudo-version), go mod verify, then an offline rebuild from the cache', async () => {
