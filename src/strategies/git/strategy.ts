@@ -173,6 +173,8 @@ class GitStrategy implements Strategy, MirrorRefresh {
     if (parsed.operation) throw new GitMirrorRefusedError(`bad repository ${JSON.stringify(repository)}: a .git segment before its end`);
     if (!this.hostAllowed(parsed.host)) throw new GitMirrorRefusedError(`host not allowed: ${parsed.host} (allowed-hosts of strategy git: ${[...this.allowedHosts].join(', ')})`);
     const repo = this.repository(parsed);
+    // A module download is a use of the mirror like a clone: it keeps the background refresher going.
+    this.refresher.touch(repo.upstreamURL);
     await this.ensureReady(repo, opts.signal);
     if (opts.fresh && (await repo.refsStale())) {
       // Joins the catch-up fetch git clients would queue; a failed fetch leaves the mirror as it is.
