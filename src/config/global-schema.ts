@@ -84,12 +84,14 @@ export const globalBlockSchemas = {
     .describe('Shared S3 client.'),
   'github-app': z
     .strictObject({
-      'app-id': z.string().describe('GitHub App ID.'),
-      'private-key-path': z.string().describe('PEM private key path.'),
-      installations: z.record(z.string(), z.string()).default({}).describe('Org → installation ID.'),
-      'fallback-org': z.string().optional().describe('Installation used for orgs not listed.'),
+      'app-id': z.string().optional().describe('GitHub App ID (required with private-key-path; a block with neither is ignored with a warning).'),
+      'private-key-path': z.string().optional().describe('PEM RSA private key of the app, PKCS#1 or PKCS#8 (read and checked at start-up).'),
+      installations: z.record(z.string(), z.string()).optional().describe('Deprecated in cachew and ignored (start-up warning): each org\'s installation is discovered through the GitHub API.'),
+      'fallback-org': z.string().optional().describe('Org whose installation of this app supplies the token for orgs no app is installed on (the first app of a git host that declares one wins).'),
+      'api-url': z.string().default('https://api.github.com').describe('GitHub API base URL (hoard addition; GitHub Enterprise: https://<host>/api/v3).'),
+      'git-host': z.string().optional().describe('Git host (host[:port]) whose repositories use this app\'s tokens for clones and fetches (hoard addition; default github.com for api.github.com, else the api-url host).'),
     })
-    .describe('GitHub App used to mint upstream tokens (repeatable; accepted, not used yet).'),
+    .describe('GitHub App whose installation tokens authenticate git upstream reads and private github-releases (repeatable; apps are tried in file order).'),
 } as const;
 
 /** Top-level attributes. */

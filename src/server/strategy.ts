@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Cache } from '../cache/cache.js';
+import type { GitHubTokenSource } from '../github/token-source.js';
 import type { MetadataStore } from '../metadata/store.js';
 import type { GitMirrorManager } from '../strategies/shared/git-mirrors.js';
 
@@ -73,6 +74,8 @@ export interface GlobalSettings {
   url: string;
   /** The resolved global config blocks (`git-clone`, `scheduler`, `s3`, …), as validated objects. */
   blocks: Record<string, Record<string, unknown>>;
+  /** GitHub App installation tokens (the `github-app` blocks); absent when none is configured. */
+  githubTokens?: GitHubTokenSource | undefined;
 }
 
 /** Everything a strategy factory receives. */

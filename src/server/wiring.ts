@@ -20,6 +20,7 @@ import { ServerMetrics } from './metrics.js';
 import { Router, sendText } from './router.js';
 import type { Strategy, StrategyServices } from './strategy.js';
 import { createTieredCache } from '../cache/tiered.js';
+import { createGitHubAppTokens } from '../github/app-tokens.js';
 
 /** Every provider spec the config loader must know. */
 export function allProviderSpecs(): ProviderSpec[] {
@@ -182,6 +183,9 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
 
     mountObjectApi(router, cache, logger.child({ strategy: 'api' }));
 
+    // Keys are read and checked here, before any strategy starts: a bad key file stops the start.
+    const githubTokens = createGitHubAppTokens(global['github-app'], { logger: logger.child({ component: 'github-app' }) });
+
     const services: StrategyServices = {};
     // Strategies offering services (git's mirrors) are created first; the rest keep config order.
     const strategyBlocks = cfg.providers.filter((p) => p.kind === 'strategy');
@@ -195,7 +199,7 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
         cache: cache.namespace(block.name),
         routes: router,
         logger: logger.child({ strategy: block.name }),
-        global: { state: global.state, url: global.url, blocks: global as unknown as Record<string, Record<string, unknown>> },
+        global: { state: global.state, url: global.url, blocks: global as unknown as Record<string, Record<string, unknown>>, githubTokens },
         metadata,
         services,
       });
