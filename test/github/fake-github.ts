@@ -71,7 +71,7 @@ export interface FakeGitHub {
   setFailure(status: number | undefined): void;
   /** Registers a private release asset for `GET /repos/<org>/<repo>/releases/tags/<tag>`. */
   addReleaseAsset(org: string, repo: string, tag: string, name: string, body: Buffer): void;
-  /** Requests for release assets, with the Authorization they carried. */
+  /** Requests for releases and release assets, with the Authorization they carried. */
   assetRequests: Array<{ path: string; authorization: string | undefined }>;
   isValidToken(token: string): boolean;
   close(): Promise<void>;
@@ -136,7 +136,7 @@ export async function startFakeGitHub(apps: FakeApp[]): Promise<FakeGitHub> {
       const release = /^\/repos\/([^/]+)\/([^/]+)\/releases\/(?:tags\/(.+)|assets\/(\d+))$/.exec(url.pathname);
       if (release) {
         const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-        if (release[4]) assetRequests.push({ path: url.pathname, authorization: req.headers.authorization });
+        assetRequests.push({ path: url.pathname, authorization: req.headers.authorization });
         if (!validToken(bearer)) return send(res, 404, { message: 'Not Found' });
         if (release[4]) {
           const asset = assets.get(Number(release[4]));

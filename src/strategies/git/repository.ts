@@ -32,6 +32,12 @@ export interface RepoSettings {
    * shutdown). Absent (tests that build a Repository alone): the job runs at once.
    */
   runFetchJob?: (upstreamURL: string, id: string, job: (signal: AbortSignal) => Promise<void>) => Promise<void>;
+  /**
+   * Config for the git commands that talk to upstream `url` (clone, fetch, ls-remote), looked up
+   * per command: GitHub App credentials as an `http.<origin>/.extraHeader`. It travels in the
+   * child's environment only, never in a mirror's config file or on a command line.
+   */
+  upstreamConfig?: (url: string, signal?: AbortSignal) => Promise<Array<[string, string]>>;
 }
 
 /** Largest ref listing read from upstream or the mirror (a busy forge repository has 100k+ pull refs). */
@@ -66,6 +72,21 @@ export function configEnv(config: Array<[string, string]>): Record<string, strin
     env[`GIT_CONFIG_VALUE_${i}`] = value;
   });
   return env;
+}
+
+/**
+ * `env` with `config` appended to the GIT_CONFIG_COUNT entries it already has (the operator's
+ * own, or hoard's), rather than replacing them.
+ */
+export function withConfigEnv(env: NodeJS.ProcessEnv, config: Array<[string, string]>): NodeJS.ProcessEnv {
+  if (config.length === 0) return env;
+  const first = Number(env['GIT_CONFIG_COUNT'] ?? 0) || 0;
+  const out: NodeJS.ProcessEnv = { ...env, GIT_CONFIG_COUNT: String(first + config.length) };
+  config.forEach(([key, value], i) => {
+    out[`GIT_CONFIG_KEY_${first + i}`] = key;
+    out[`GIT_CONFIG_VALUE_${first + i}`] = value;
+  });
+  return out;
 }
 
 /** Mirror configuration for serving (reference git §6.6). */
@@ -159,9 +180,10 @@ export class Repository {
     });
   }
 
-  git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string; allowLocal?: boolean; maxBytes?: number }): Promise<string> {
+  async git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string; allowLocal?: boolean; maxBytes?: number; upstream?: boolean }): Promise<string> {
     // Server-side git only talks http(s) to upstreams; cloning our own mirror is the one local use.
-    const env = opts.allowLocal ? { ...this.settings.gitEnv, GIT_ALLOW_PROTOCOL: `${this.settings.gitEnv['GIT_ALLOW_PROTOCOL'] ?? 'http:https'}:file` } : this.settings.gitEnv;
+    let env = opts.allowLocal ? { ...this.settings.gitEnv, GIT_ALLOW_PROTOCOL: `${this.settings.gitEnv['GIT_ALLOW_PROTOCOL'] ?? 'http:https'}:file` } : this.settings.gitEnv;
+    if (opts.upstream && this.settings.upstreamConfig) env = withConfigEnv(env, await this.settings.upstreamConfig(this.remoteURL, opts.signal));
     return runChild('git', [...NO_REDIRECTS, ...args], { env, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.maxBytes ? { maxBytes: opts.maxBytes } : {}) }).catch(async (err: Error) => {
       if (!GIT_REDIRECT_ERROR.test(err.message)) throw err;
       // git met a redirect it must not follow: hoard follows it itself, hop by hop, and either
@@ -253,7 +275,7 @@ export class Repository {
 
   /** A full mirror clone from upstream into `target`. */
   async cloneFromUpstream(target: string, signal: AbortSignal): Promise<void> {
-    await this.atUpstream(() => this.git(['clone', '--mirror', '-c', 'http.postBuffer=524288000', '--', this.remoteURL, target], { timeoutMs: this.settings.cloneTimeoutMs, signal }));
+    await this.atUpstream(() => this.git(['clone', '--mirror', '-c', 'http.postBuffer=524288000', '--', this.remoteURL, target], { timeoutMs: this.settings.cloneTimeoutMs, signal, upstream: true }));
   }
 
   /**
@@ -264,7 +286,7 @@ export class Repository {
     await this.git(['-C', target, 'config', 'remote.origin.url', this.remoteURL], { timeoutMs: 30_000, signal });
     await this.git(['-C', target, 'config', 'remote.origin.mirror', 'true'], { timeoutMs: 30_000, signal });
     await this.git(['-C', target, 'config', '--replace-all', 'remote.origin.fetch', '+refs/*:refs/*'], { timeoutMs: 30_000, signal });
-    await this.atUpstream(() => this.git(['-C', target, '-c', 'http.postBuffer=524288000', 'fetch', '--prune', '--quiet', 'origin'], { timeoutMs: this.settings.cloneTimeoutMs, signal }), target, signal);
+    await this.atUpstream(() => this.git(['-C', target, '-c', 'http.postBuffer=524288000', 'fetch', '--prune', '--quiet', 'origin'], { timeoutMs: this.settings.cloneTimeoutMs, signal, upstream: true }), target, signal);
   }
 
   /**
@@ -291,6 +313,7 @@ export class Repository {
     const run = this.atUpstream(() => this.git(['-C', this.mirrorDir, '-c', 'http.postBuffer=524288000', ...speed, 'fetch', '--prune', '--prune-tags', '--quiet', 'origin'], {
       timeoutMs: opts.lenient ? this.settings.cloneTimeoutMs : this.settings.fetchTimeoutMs,
       signal: opts.signal,
+      upstream: true,
     }), this.mirrorDir, opts.signal)
       .then(() => this.followUpstreamHead(opts.signal, previousStart))
       .finally(() => this.refsChanged())
@@ -338,7 +361,7 @@ export class Repository {
     try {
       const local = { timeoutMs: 30_000, maxBytes: MAX_LISTING_BYTES };
       const [remote, refs, head, refspecs] = await Promise.all([
-        this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL], { timeoutMs: this.settings.lsRemoteTimeoutMs, maxBytes: MAX_LISTING_BYTES })),
+        this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL], { timeoutMs: this.settings.lsRemoteTimeoutMs, maxBytes: MAX_LISTING_BYTES, upstream: true })),
         this.git(['-C', this.mirrorDir, 'for-each-ref', '--format=%(objectname) %(refname)'], local),
         // Exit 1 = detached HEAD: no symref to compare.
         this.git(['-C', this.mirrorDir, 'symbolic-ref', '-q', 'HEAD'], local).catch(() => ''),
@@ -418,7 +441,7 @@ export class Repository {
   private async followUpstreamHead(signal: AbortSignal | undefined, previousFetchStart: number): Promise<void> {
     if (this.upstreamHeadAt <= previousFetchStart) {
       try {
-        const listing = await this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL, 'HEAD'], { timeoutMs: this.settings.lsRemoteTimeoutMs, signal, maxBytes: MAX_LISTING_BYTES }));
+        const listing = await this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL, 'HEAD'], { timeoutMs: this.settings.lsRemoteTimeoutMs, signal, maxBytes: MAX_LISTING_BYTES, upstream: true }));
         this.upstreamHead = parseLsRemote(listing).head;
         this.upstreamHeadAt = Date.now();
       } catch (err) {

@@ -29,6 +29,7 @@ import { Refresher } from './refresher.js';
 import { MirrorMaintenance } from './maintenance.js';
 import { handleGithubWebhook, handleRefreshRequest, type MirrorRefresh } from './webhook.js';
 import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../shared/git-mirrors.js';
+import { installationBasicAuth, type GitHubTokenSource } from '../../github/token-source.js';
 
 const gitSchema = z.strictObject({
   'snapshot-interval': duration().default(0).describe('Period of snapshot generation (0 = off; on-demand serving still works).'),
@@ -102,6 +103,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
     stateDir: string,
     clone: Record<string, unknown>,
     schedulerBlock: Record<string, unknown>,
+    private readonly githubTokens?: GitHubTokenSource,
   ) {
     const num = (v: unknown, d: number) => (typeof v === 'number' ? v : d);
     this.allowedHosts = new Set(config['allowed-hosts'].map((h) => h.toLowerCase()));
@@ -130,6 +132,12 @@ class GitStrategy implements Strategy, MirrorRefresh {
       serveUnreachable: config['serve-unreachable'],
       hostAllowed: (host) => this.hostAllowed(host),
       runFetchJob: (upstreamURL, id, job) => this.scheduler.submit(`${upstreamURL}/fetch`, id, job),
+      upstreamConfig: async (url, signal) => {
+        const target = new URL(url);
+        const authorization = await this.serverAuthorization(target, signal);
+        // Scoped to the upstream's origin: no other host git might contact ever sees it.
+        return authorization ? [[`http.${target.origin}/.extraHeader`, `Authorization: ${authorization}`]] : [];
+      },
     };
     this.servingEnv = { ...this.settings.gitEnv, ...configEnv(wantPolicyConfig(config['serve-unreachable'])) };
     this.scheduler = new Scheduler({ concurrency: num(schedulerBlock['concurrency'], 4), maxCloneConcurrency: num(schedulerBlock['max-clone-concurrency'], 0), logger });
@@ -356,6 +364,33 @@ class GitStrategy implements Strategy, MirrorRefresh {
     return out;
   }
 
+  /**
+   * hoard's own credential for reading `url` upstream: the GitHub App installation token of the
+   * URL's org (first path segment) when an app serves the host, as HTTP Basic `x-access-token`.
+   * Undefined otherwise, and when the token cannot be had (logged; the request goes on without).
+   */
+  private async serverAuthorization(url: URL, signal?: AbortSignal): Promise<string | undefined> {
+    if (!this.githubTokens?.covers(url.host)) return undefined;
+    const org = url.pathname.split('/')[1] ?? '';
+    try {
+      const token = await this.githubTokens.tokenFor(url.host, org, signal);
+      return token ? installationBasicAuth(token) : undefined;
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message, host: url.host, org }, 'github-app token unavailable; going upstream without it');
+      return undefined;
+    }
+  }
+
+  /**
+   * Forwards a read (ref advertisement, upload-pack) upstream. A caller who sent no credentials of
+   * their own gets hoard's (the mirror would serve them the same content); pushes and every other
+   * forwarded request never carry hoard's credentials.
+   */
+  private async forwardRead(req: IncomingMessage, res: ServerResponse, url: URL, body: Buffer | undefined): Promise<void> {
+    const authorization = req.headers.authorization ? undefined : await this.serverAuthorization(url);
+    return forwardToUpstream(req, res, url, body, authorization ? { serverAuthorization: authorization } : {});
+  }
+
   private hostAllowed(host: string): boolean {
     return this.allowedHosts.size === 0 || this.allowedHosts.has(host);
   }
@@ -445,7 +480,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
     const repo = this.repository(parsed);
     if (repo.state === 'ready') return this.serveFromMirror(req, res, repo, parsed, forwardUrl, body);
     this.startClone(repo);
-    if (isInfoRefs || !body) return forwardToUpstream(req, res, forwardUrl, body);
+    if (isInfoRefs || !body) return this.forwardRead(req, res, forwardUrl, body);
     return this.serveFromSpool(req, res, repo, forwardUrl, body);
   }
 
@@ -540,12 +575,15 @@ class GitStrategy implements Strategy, MirrorRefresh {
     // The spool's upstream request belongs to the spool, so its headers must not carry one caller's credentials to others.
     delete headers['authorization'];
     delete headers['cookie'];
+    // hoard's own credential is no caller's: a spool shared by every caller may carry it.
+    const own = req.headers.authorization ? undefined : await this.serverAuthorization(url);
+    if (own) headers['authorization'] = own;
     const spool = req.headers.authorization ? undefined : set?.acquire(key, () => requestUpstream({ url, method: 'POST', headers, body, timeoutMs: this.settings.cloneTimeoutMs }));
-    if (!spool) return forwardToUpstream(req, res, url, body);
+    if (!spool) return this.forwardRead(req, res, url, body);
     try {
       await spool.serve(res);
     } catch (err) {
-      if (err instanceof SpoolUnavailableError && !res.headersSent) return forwardToUpstream(req, res, url, body);
+      if (err instanceof SpoolUnavailableError && !res.headersSent) return this.forwardRead(req, res, url, body);
       res.destroy();
     }
   }
@@ -578,14 +616,14 @@ class GitStrategy implements Strategy, MirrorRefresh {
       if (!refreshed || (await repo.refsStale())) {
         // Answer this ref listing from upstream so the client sees fresh refs now; catch up in the background.
         this.queueFetch(repo);
-        return forwardToUpstream(req, res, forwardUrl, body);
+        return this.forwardRead(req, res, forwardUrl, body);
       }
     }
     if (!isAdvertisement && body && !this.config['serve-unreachable'] && (await this.wantsUnreachable(repo, req, body))) {
       // Protocol v2 upload-pack checks only that a wanted object exists; hoard does not hand out
       // what its refs no longer reach: upstream decides, as for a client that asked it directly.
       this.logger.info({ upstream: repo.upstreamURL }, 'a wanted commit is unreachable in the mirror (serve-unreachable = false); answering from upstream');
-      return forwardToUpstream(req, res, forwardUrl, body);
+      return this.forwardRead(req, res, forwardUrl, body);
     }
     const abort = new AbortController();
     const onClose = () => {
@@ -631,7 +669,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
       if (!flushed && cgi.child.stderr().includes('not our ref')) {
         this.logger.info({ upstream: repo.upstreamURL }, 'mirror lacks a wanted object; answering from upstream');
         this.queueFetch(repo);
-        return forwardToUpstream(req, res, forwardUrl, body);
+        return this.forwardRead(req, res, forwardUrl, body);
       }
       if (!flushed) flush();
       if (exit && abort.signal.aborted) return;
@@ -678,7 +716,7 @@ export const gitStrategyProvider: StrategyProvider = {
   async create(ctx: StrategyContext<GitConfig>) {
     const clone = (ctx.global.blocks['git-clone'] ?? {}) as Record<string, unknown>;
     const mirrorRoot = path.resolve(ctx.global.state, typeof clone['mirror-root'] === 'string' ? clone['mirror-root'] : 'git-mirrors');
-    const strategy = new GitStrategy(ctx.config, ctx.logger, ctx.cache, ctx.metadata, mirrorRoot, ctx.global.state, clone, (ctx.global.blocks['scheduler'] ?? {}) as Record<string, unknown>);
+    const strategy = new GitStrategy(ctx.config, ctx.logger, ctx.cache, ctx.metadata, mirrorRoot, ctx.global.state, clone, (ctx.global.blocks['scheduler'] ?? {}) as Record<string, unknown>, ctx.global.githubTokens);
     await strategy.start();
     // Registered before /git/*, and static, so it wins over the wildcard (no host is called "webhook").
     ctx.routes.on('POST', '/git/webhook/github', (req, res) => handleGithubWebhook(req, res, { secret: ctx.config['webhook-secret'], mirrors: strategy, logger: ctx.logger }));

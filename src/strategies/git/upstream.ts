@@ -87,10 +87,11 @@ function relayableRedirect(url: URL, upstream: IncomingMessage): { location: str
  * Reverse-proxies the client's request to `url`, streaming both ways. The caller's own
  * Authorization passes through (it is theirs, for a git host) unless `callerCredentials` is
  * false: a third-party upstream (a public module proxy) then gets no Authorization or Cookie and
- * sets no cookies. hoard never adds its own credentials here. Upstream failures answer 502 when
- * nothing was sent yet, and so does a redirect to another host.
+ * sets no cookies. hoard adds its own credential only when given `serverAuthorization` (a GitHub
+ * App token for a read) and the caller sent none. Upstream failures answer 502 when nothing was
+ * sent yet, and so does a redirect to another host.
  */
-export async function forwardToUpstream(req: IncomingMessage, res: ServerResponse, url: URL, body?: Buffer, opts: { callerCredentials?: boolean } & ForwardHooks = {}): Promise<void> {
+export async function forwardToUpstream(req: IncomingMessage, res: ServerResponse, url: URL, body?: Buffer, opts: { callerCredentials?: boolean; serverAuthorization?: string } & ForwardHooks = {}): Promise<void> {
   const abort = new AbortController();
   const onClose = () => {
     if (!res.writableFinished) abort.abort();
@@ -102,6 +103,7 @@ export async function forwardToUpstream(req: IncomingMessage, res: ServerRespons
     delete headers['authorization'];
     delete headers['cookie'];
   }
+  if (opts.serverAuthorization && headers['authorization'] === undefined) headers['authorization'] = opts.serverAuthorization;
   headers['host'] = url.host;
   if (body) {
     headers['content-length'] = String(body.length);

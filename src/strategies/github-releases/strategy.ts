@@ -9,7 +9,7 @@ import { hostAllowList, hostEntry } from '../shared/host-allow-list.js';
 const GITHUB_RELEASE_STORAGE_HOSTS = ['release-assets.githubusercontent.com', 'objects.githubusercontent.com', 'github-releases.githubusercontent.com'];
 
 const schema = z.strictObject({
-  token: z.string().optional().describe('GitHub token used for private release assets.'),
+  token: z.string().optional().describe('GitHub token used for private release assets when no github-app block has an installation for the org.'),
   'private-orgs': z.array(z.string()).describe('Organisations whose releases are private (required; may be []).'),
   'api-url': z.string().default('https://api.github.com').describe('GitHub API base URL (hoard addition, for GitHub Enterprise and tests).'),
   'download-url': z.string().default('https://github.com').describe('Base URL of public release downloads (hoard addition).'),
@@ -26,13 +26,31 @@ export const githubReleasesStrategyProvider: StrategyProvider = {
   spec: { kind: 'strategy', name: 'github-releases', description: 'Cache GitHub release assets (public and private).', schema },
   create(ctx: StrategyContext<z.output<typeof schema>>) {
     const cfg = ctx.config;
-    if (cfg['private-orgs'].length && !cfg.token) ctx.logger.warn('github-releases: private-orgs set but no token; private assets will fail');
     const baseHost = (name: 'api-url' | 'download-url') => {
       try {
         return new URL(cfg[name]).host;
       } catch {
         throw new Error(`strategy github-releases: ${name} is not a URL: ${JSON.stringify(cfg[name])}`);
       }
+    };
+    // Apps are chosen by the GitHub they belong to: the host of download-url (github.com, or an Enterprise host).
+    const githubHost = baseHost('download-url').toLowerCase();
+    const appTokens = ctx.global.githubTokens?.covers(githubHost) ? ctx.global.githubTokens : undefined;
+    if (cfg['private-orgs'].length && !cfg.token && !appTokens) ctx.logger.warn(`github-releases: private-orgs set but neither a token nor a github-app block for ${githubHost}; private assets will fail`);
+    /**
+     * The credential for a private org, as cachew chooses it: the GitHub App installation token
+     * of the org when an app has one (a failure is logged and falls back), else the static token.
+     */
+    const authorization = async (org: string): Promise<Record<string, string>> => {
+      if (appTokens) {
+        try {
+          const token = await appTokens.tokenFor(githubHost, org);
+          if (token) return { authorization: `Bearer ${token}` };
+        } catch (err) {
+          ctx.logger.warn({ err: (err as Error).message, org }, 'github-releases: GitHub App token unavailable; falling back to the static token');
+        }
+      }
+      return cfg.token ? { authorization: `Bearer ${cfg.token}` } : {};
     };
     // Checked on every hop, the first too: the asset URL comes from the API's answer.
     const allowedHosts = hostAllowList([baseHost('api-url'), baseHost('download-url'), ...cfg['redirect-hosts']], 'redirect-hosts of strategy github-releases');
@@ -54,7 +72,7 @@ export const githubReleasesStrategyProvider: StrategyProvider = {
       upstream: async (req: IncomingMessage) => {
         const p = parse(req);
         if (!cfg['private-orgs'].includes(p.org)) return { url: new URL(`${cfg['download-url']}/${p.org}/${p.repo}/releases/download/${p.rest}`) };
-        const auth: Record<string, string> = cfg.token ? { authorization: `Bearer ${cfg.token}` } : {};
+        const auth = await authorization(p.org);
         const api = new URL(`${cfg['api-url']}/repos/${p.org}/${p.repo}/releases/tags/${encodeURIComponent(p.tag)}`);
         const res = await fetchFollowingRedirects(api, { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'hoard', ...auth }, AbortSignal.timeout(60_000), allowedHosts);
         const chunks: Buffer[] = [];
