@@ -91,6 +91,12 @@ export const globalBlockSchemas = {
       'api-url': z.string().default('https://api.github.com').describe('GitHub API base URL (hoard addition; GitHub Enterprise: https://<host>/api/v3).'),
       'git-host': z.string().optional().describe('Git host (host[:port]) whose repositories use this app\'s tokens for clones and fetches (hoard addition; default github.com for api.github.com, else the api-url host).'),
     })
+    // cachew's rule: both or neither (a block with neither is ignored, with a start-up warning here).
+    .superRefine((block, ctx) => {
+      const id = Boolean(block['app-id']);
+      const key = Boolean(block['private-key-path']);
+      if (id !== key) ctx.addIssue({ code: 'custom', path: [id ? 'private-key-path' : 'app-id'], message: 'required attribute is missing', input: undefined });
+    })
     .describe('GitHub App whose installation tokens authenticate git upstream reads and private github-releases (repeatable; apps are tried in file order).'),
 } as const;
 
