@@ -102,6 +102,7 @@ before(async () => {
       'vendor/modules.txt': '# vendored\n',
       'vendor/example.com/x/x.go': 'package x\n',
       'pkg/vendor/y/y.go': 'package y\n',
+      'pkg/vendor/v.go': 'package vendor\n', // excluded only by x/mod's offset quirk
       'pkg/p.go': 'package pkg\n',
       'nested/go.mod': 'module example.com/private/golden.git/nested\n',
       'nested/n.go': 'package nested\n',
@@ -230,6 +231,27 @@ describe('private modules from git mirrors with the real go client', () => {
     assert.equal(await versions('example.com/private/lib/sub/mod'), 'example.com/private/lib/sub/mod v0.2.0');
     assert.equal(await versions('example.com/private/lib/v2'), 'example.com/private/lib/v2 v2.0.0');
     assert.equal(await versions('example.com/private/major/v2'), 'example.com/private/major/v2 v2.1.0');
+
+    const answer = async (p: string) => {
+      const res = await fetch(`${hoard.url}/gomod/${p}`);
+      return { status: res.status, cacheControl: res.headers.get('cache-control'), body: await res.text() };
+    };
+    const list = await answer('example.com/private/lib/@v/list');
+    assert.deepEqual([list.status, list.cacheControl, list.body], [200, 'public, max-age=60', 'v1.0.0\nv1.1.0\n']);
+    const latest = await answer('example.com/private/lib/@latest');
+    assert.equal(latest.cacheControl, 'public, max-age=60');
+    assert.equal((JSON.parse(latest.body) as { Version: string }).Version, 'v1.1.0');
+    const query = await answer('example.com/private/lib/@v/main.info');
+    assert.match((JSON.parse(query.body) as { Version: string }).Version, /^v1\.1\.1-0\.\d{14}-[0-9a-f]{12}$/);
+    const unknownVersion = await answer('example.com/private/lib/@v/v9.9.9.info');
+    assert.deepEqual([unknownVersion.status, unknownVersion.cacheControl], [404, 'public, max-age=600']);
+    assert.match(unknownVersion.body, /^not found: .*unknown revision v9\.9\.9/);
+    // A v2 tag is no version of the v0/v1 module, and a v1 tag none of /v2.
+    assert.equal((await answer('example.com/private/lib/@v/v2.0.0.mod')).status, 404);
+    assert.equal((await answer('example.com/private/lib/v2/@v/v1.1.0.mod')).status, 404);
+    // No such repository upstream: a 404 nobody may keep, so the go command can try again later.
+    const missing = await answer('example.com/private/missing/@v/list');
+    assert.deepEqual([missing.status, missing.cacheControl], [404, 'no-cache, no-store']);
   });
 
   test("module zips hash as the go command's own, fetched directly from git, do", async () => {
