@@ -1,6 +1,7 @@
 /** Largest GitHub API answer read (installation and token answers are a few KiB). */
 const MAX_ANSWER_BYTES = 1 << 20;
-const API_TIMEOUT_MS = 30_000;
+/** A hung API must not hold a forwarded git read for long: the read then goes on without a token. */
+const API_TIMEOUT_MS = 15_000;
 
 /** A GitHub API answer: status and parsed JSON body (undefined when empty or not JSON). */
 export interface ApiAnswer {

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import { startGitUpstream, git, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { generateAppKey, keyDir, startFakeGitHub, writeKeyFile, type FakeGitHub } from './fake-github.js';
 
@@ -80,6 +80,13 @@ before(async () => {
   github = await startFakeGitHub([{ id: '4242', publicKey: key.publicKey, orgs: { acme: 77 } }]);
   upstream = await startGitUpstream();
   await upstream.createRepo('acme/private.git', { files: 5 });
+  const mod = await upstream.createRepo('acme/mod.git', { files: 1 });
+  await fs.writeFile(path.join(mod, 'go.mod'), 'module example.com/acme/mod\n\ngo 1.18\n');
+  await fs.writeFile(path.join(mod, 'mod.go'), 'package mod\n');
+  git(['add', '-A'], mod);
+  git(['commit', '-q', '-m', 'module'], mod);
+  git(['tag', '-a', '-m', 'v1.0.0', 'v1.0.0'], mod);
+  git(['push', '-q', 'origin', 'main', 'v1.0.0'], mod);
   front = await startPrivateFront(upstream, github);
   hoard = await startTestServer({
     logs,
@@ -94,6 +101,11 @@ github-app {
   git-host = "${front.hostPort}"
 }
 strategy git { plain-http-hosts = ["${front.hostPort}"] }
+strategy gomod {
+  proxy = "http://127.0.0.1:9"
+  private-paths = ["example.com/acme/*"]
+  private-repo-hosts = { "example.com" = "${front.hostPort}" }
+}
 `,
   });
 });
@@ -146,5 +158,34 @@ describe('git upstream reads with GitHub App tokens', () => {
       assert.ok(!answer.includes(secret), 'no token in a response');
     }
     assert.ok(!mirrorFiles.includes('extraheader') && !mirrorFiles.includes('extraHeader'), 'no credential header config in the mirror');
+  });
+
+  test('a private Go module is served from a mirror cloned with the app token', async () => {
+    const list = await fetch(`${hoard.url}/gomod/example.com/acme/mod/@v/list`);
+    const text = await list.text();
+    assert.equal(list.status, 200, text);
+    assert.equal(text.trim(), 'v1.0.0');
+    const info = await fetch(`${hoard.url}/gomod/example.com/acme/mod/@v/v1.0.0.info`);
+    assert.equal(info.status, 200);
+    const answer = `${JSON.stringify([...list.headers])}${text}${JSON.stringify([...info.headers])}${await info.text()}`;
+    assert.ok(front.seen.some((r) => r.path.startsWith('/acme/mod') && r.authorized), 'the module mirror was cloned with the token');
+    assert.equal(front.seen.filter((r) => !r.authorized).length, 0);
+    const mirrorFiles = await allText(path.join(hoard.stateDir, 'git-mirrors', front.hostPort, 'acme', 'mod.git'));
+    for (const t of github.minted) {
+      assert.ok(!mirrorFiles.includes(t.token) && !answer.includes(t.token) && !JSON.stringify(logs).includes(t.token));
+    }
+  });
+
+  test('a push through hoard never carries the app token', async () => {
+    const url = `${hoard.url}/git/${front.hostPort}/acme/private.git`;
+    const tree = path.join(work, 'two');
+    await fs.writeFile(path.join(tree, 'pushed.txt'), 'x\n');
+    await clientGit(['add', '-A'], tree);
+    await clientGit(['-c', 'user.name=t', '-c', 'user.email=t@x.invalid', 'commit', '-q', '-m', 'push'], tree);
+    const before = front.seen.length;
+    await assert.rejects(clientGit(['push', '-q', url, 'HEAD:main'], tree));
+    const pushes = front.seen.slice(before).filter((r) => r.path.includes('receive-pack'));
+    assert.ok(pushes.length > 0, 'the push reached the private host');
+    assert.ok(pushes.every((r) => !r.authorized), 'and was refused there: hoard added no credentials');
   });
 });
