@@ -128,9 +128,8 @@ export class Repository {
   /** Where upstream's HEAD pointed at the last ref check, and the mirror's then; undefined = unknown. */
   private upstreamHead: string | undefined;
   private mirrorHead: string | undefined;
-  /** When `upstreamHead` was learnt, and when the last fetch started (see followUpstreamHead). */
+  /** When `upstreamHead` was learnt (see followUpstreamHead). */
   private upstreamHeadAt = 0;
-  private lastFetchStart = 0;
   /** Refreshes asked for (a push, a webhook) and not yet done: ref listings wait for them. */
   private readonly refreshes = new Set<Promise<void>>();
   /** Bumped whenever a clone or fetch may have moved refs; memoised reads of refs check it. */
@@ -308,14 +307,14 @@ export class Repository {
       await running.catch(() => undefined);
     }
     const speed = opts.lenient ? [] : ['-c', 'http.lowSpeedLimit=1000', '-c', 'http.lowSpeedTime=60'];
-    const previousStart = this.lastFetchStart;
-    this.lastFetchStart = Date.now();
+    // A ref check since the last fetch ended is what this fetch is for; otherwise HEAD must be asked.
+    const headKnown = this.upstreamHeadAt > this.lastFetch;
     const run = this.atUpstream(() => this.git(['-C', this.mirrorDir, '-c', 'http.postBuffer=524288000', ...speed, 'fetch', '--prune', '--prune-tags', '--quiet', 'origin'], {
       timeoutMs: opts.lenient ? this.settings.cloneTimeoutMs : this.settings.fetchTimeoutMs,
       signal: opts.signal,
       upstream: true,
     }), this.mirrorDir, opts.signal)
-      .then(() => this.followUpstreamHead(opts.signal, previousStart))
+      .then(() => this.followUpstreamHead(opts.signal, headKnown))
       .finally(() => this.refsChanged())
       .then(() => {
       this.lastFetch = Date.now();
@@ -435,11 +434,12 @@ export class Repository {
   /**
    * `git fetch` never moves a mirror's HEAD, so a change of upstream's default branch would never
    * reach clones: point HEAD where upstream's pointed at the last ref check, once that branch is here.
-   * A fetch no ref check preceded since the previous fetch (the background refresher's, a webhook's,
-   * a push's refresh) asks upstream's HEAD itself: otherwise those would bring every ref but HEAD.
+   * A fetch no ref check preceded since the previous fetch ended (the background refresher's, a
+   * webhook's, a push's refresh) asks upstream's HEAD itself: otherwise those would bring every ref
+   * but HEAD.
    */
-  private async followUpstreamHead(signal: AbortSignal | undefined, previousFetchStart: number): Promise<void> {
-    if (this.upstreamHeadAt <= previousFetchStart) {
+  private async followUpstreamHead(signal: AbortSignal | undefined, headKnown: boolean): Promise<void> {
+    if (!headKnown) {
       try {
         const listing = await this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL, 'HEAD'], { timeoutMs: this.settings.lsRemoteTimeoutMs, signal, maxBytes: MAX_LISTING_BYTES, upstream: true }));
         this.upstreamHead = parseLsRemote(listing).head;
