@@ -170,7 +170,7 @@ function reportIssues(error: z.ZodError, scope: ValidationScope, problems: Probl
     if (issue.unknownAttribute !== undefined) {
       const attr = scope.attrs.get(issue.unknownAttribute);
       const valid = scope.valid.length ? `valid: ${validList(scope.valid)}` : 'this block takes no attributes';
-      problems.add(attr ?? scope.blockAt, `${issue.text}${scope.where ? ` in ${scope.where}` : ''} (${valid})`);
+      problems.add(attr ?? scope.blockAt, `${issue.text}${scope.where ? ` in ${scope.where}` : ''} (${valid})${misplacedAttributeHint(scope.where, issue.unknownAttribute)}`);
       continue;
     }
     const text = prefix ? `${prefix}: ${issue.text}` : issue.text;
@@ -182,6 +182,32 @@ function reportIssues(error: z.ZodError, scope: ValidationScope, problems: Probl
     const attr = attrName !== undefined ? scope.attrs.get(attrName) : undefined;
     problems.add(attr ? positionWithin(attr.valueAt, issue.path.slice(1)) : scope.blockAt, text);
   }
+}
+
+/**
+ * cachew's README still writes provider blocks bare (`git {}`, `disk {}`), a form cachew itself
+ * refuses since its #230: name the block the user meant.
+ */
+function bareProviderHint(block: HclBlock, specsByKind: Map<ProviderKind, Map<string, ProviderSpec>>): string {
+  const kinds = PROVIDER_KINDS.filter((k) => specsByKind.get(k)?.has(block.type));
+  if (!kinds.length) return '';
+  const label = block.labels.length ? ` ${block.labels.map((l) => JSON.stringify(l)).join(' ')}` : '';
+  return `; did you mean ${kinds.map((k) => `${k} ${block.type}${label} { ... }`).join(' or ')}? (provider blocks take their kind first, as cachew requires since #230)`;
+}
+
+/** Attributes cachew users put in the wrong block, with where they belong. */
+const MISPLACED: Record<string, Record<string, string>> = {
+  's3 block': { bucket: 'the global s3 block configures the S3 client; a bucket belongs in cache s3 { bucket = ... } or metadata s3 { bucket = ... }' },
+  'cache s3': {
+    endpoint: 'the S3 endpoint belongs in the global s3 { endpoint = ... } block, shared by cache s3 and metadata s3',
+    region: 'the S3 region belongs in the global s3 { region = ... } block, shared by cache s3 and metadata s3',
+  },
+  'strategy artifactory': { target: 'the target URL is the block label: strategy artifactory "https://example.jfrog.io" {} (cachew ignores this attribute silently)' },
+};
+
+function misplacedAttributeHint(where: string | undefined, attribute: string): string {
+  const hint = where ? MISPLACED[where]?.[attribute] : undefined;
+  return hint ? `; ${hint}` : '';
 }
 
 function validList(names: Iterable<string>): string {
@@ -346,7 +372,7 @@ export function loadConfig(opts: {
     }
     const kind = PROVIDER_KINDS.find((k) => k === block.type);
     if (!kind) {
-      problems.add(block, `unknown block ${JSON.stringify(block.type)} (valid: ${validList(validBlocks)})`);
+      problems.add(block, `unknown block ${JSON.stringify(block.type)} (valid: ${validList(validBlocks)})${bareProviderHint(block, specsByKind)}`);
       continue;
     }
     declared[kind].push(block);
