@@ -21,10 +21,27 @@ export const globalBlockSchemas = {
       port: z.number().int().min(0).max(65535).default(9102).describe('Prometheus listener port (0 disables it).'),
       bind: z.string().default('127.0.0.1').describe('Address of the Prometheus listener (hoard addition; loopback by default).'),
       'enable-prometheus': z.boolean().default(true).describe('Serve Prometheus metrics at /metrics.'),
-      'enable-otlp': z.boolean().default(false).describe('Push OTLP metrics (accepted for compatibility; not implemented).'),
-      'otlp-endpoint': z.string().default('http://localhost:4318').describe('OTLP endpoint.'),
-      'otlp-insecure': z.boolean().default(false).describe('Allow plain-text OTLP.'),
-      'otlp-export-interval': z.number().int().default(60).describe('OTLP export interval in seconds.'),
+      'enable-otlp': z.boolean().default(false).describe("Push hoard's metrics (the same ones /metrics serves) to otlp-endpoint over OTLP/HTTP every otlp-export-interval seconds."),
+      'otlp-endpoint': z.string().default('http://localhost:4318').describe('OTLP/HTTP base URL (metrics go to <url>/v1/metrics; a URL already ending in /v1/metrics is used as it is).'),
+      'otlp-insecure': z.boolean().default(false).describe('Allow a plain-text http:// otlp-endpoint (without it only https:// is accepted).'),
+      'otlp-export-interval': z.number().int().min(1).default(60).describe('OTLP export interval in seconds.'),
+    })
+    .superRefine((metrics, ctx) => {
+      if (!metrics['enable-prometheus'] && !metrics['enable-otlp']) {
+        ctx.addIssue({ code: 'custom', path: ['enable-prometheus'], message: 'enable-prometheus and enable-otlp are both false: enable at least one metrics exporter' });
+      }
+      if (!metrics['enable-otlp']) return;
+      let url: URL | undefined;
+      try {
+        url = new URL(metrics['otlp-endpoint']);
+      } catch {
+        url = undefined;
+      }
+      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+        ctx.addIssue({ code: 'custom', path: ['otlp-endpoint'], message: `otlp-endpoint ${JSON.stringify(metrics['otlp-endpoint'])} is not an http:// or https:// URL` });
+      } else if (url.protocol === 'http:' && !metrics['otlp-insecure']) {
+        ctx.addIssue({ code: 'custom', path: ['otlp-endpoint'], message: `otlp-endpoint ${url.href} is plain-text http: set otlp-insecure = true to allow it, or use https://` });
+      }
     })
     .describe('Metrics.'),
   opa: z

@@ -9,6 +9,7 @@ import type { Router } from './router.js';
 import { LINGER_MS, refuseRequest } from './answer-and-close.js';
 import { statusFor } from './error-status.js';
 import { failRequest, guardEmitter, runInRequestScope, type RequestScope } from './last-resort.js';
+import { tracing, type ServerTrace } from './telemetry/tracing-hook.js';
 
 /**
  * Server timeouts, chosen for multi-GB snapshot and archive transfers:
@@ -108,7 +109,9 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       const scope: RequestScope = { req, res, method: req.method ?? 'GET', uri: rawPathOf(req.url ?? '/'), client: req.socket?.remoteAddress, logger, failed: false };
       guardEmitter(req, scope);
       guardEmitter(res, scope);
-      runInRequestScope(scope, () => handle(scope)).catch((err: unknown) => failRequest(scope, err, 'handler'));
+      // Tracing off: one check, nothing else. On: the request runs inside its server span.
+      const span = tracing ? tracing.serverSpan(req, res) : undefined;
+      runInRequestScope(scope, () => (span ? span.run(() => handle(scope, span)) : handle(scope, undefined))).catch((err: unknown) => failRequest(scope, err, 'handler'));
     },
   );
   // Without a 'timeout' listener node destroys the idle socket, which is what we want.
@@ -116,7 +119,7 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
   // Without a 'connect' listener node closes a CONNECT request's socket without a word.
   server.on('connect', refuseConnect);
 
-  async function handle(scope: RequestScope): Promise<void> {
+  async function handle(scope: RequestScope, span: ServerTrace | undefined): Promise<void> {
     const { req, res, method, client } = scope;
     const started = process.hrtime.bigint();
     const rawUrl = req.url ?? '/';
@@ -132,6 +135,7 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
     res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.observe(method, rawPath, res.statusCode, seconds);
+      span?.end(res.statusCode, res.writableFinished);
       const level = rawPath.startsWith('/_') ? 'debug' : 'info';
       if (logger.isLevelEnabled(level)) {
         logger[level]({ ...fields(), status: res.statusCode, ms: Math.round(seconds * 1000), complete: res.writableFinished }, 'request');
@@ -171,6 +175,7 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       refuseRequest(req, res, 405, 'method not allowed', { allow: match.allowed.join(', ') });
       return;
     }
+    span?.route(match.route);
     // The route's own trusted-only requests (the default policy's second half; an OPA policy
     // already judged method and path above).
     if (match.trustedOnly && authorizer.decideRoute?.(req, path, match.trustedOnly) === 'deny') {

@@ -10,6 +10,8 @@ export interface RouteMatch {
   params: RouteParams;
   /** The route's rule for requests only trusted callers may make. */
   trustedOnly?: TrustedOnlyRule;
+  /** The route template as registered (`/git/*`): the `http.route` of traces. */
+  route: string;
 }
 
 /**
@@ -45,7 +47,7 @@ export class Router implements RouteRegistry {
       }
       return handler(req, res, params, query);
     };
-    const store = { handler: guarded, trustedOnly: opts.trustedOnly };
+    const store = { handler: guarded, trustedOnly: opts.trustedOnly, route: path };
     for (const method of Array.isArray(methods) ? methods : [methods]) {
       if (method === 'HEAD' && this.implicitHead.delete(path)) this.tree.off('HEAD', path);
       this.tree.on(method, path, noop, store);
@@ -60,8 +62,8 @@ export class Router implements RouteRegistry {
   find(method: string, path: string): RouteMatch | { allowed: string[] } | undefined {
     const found = this.tree.find(method as 'GET', path);
     if (found) {
-      const store = found.store as { handler: RouteHandler; trustedOnly?: TrustedOnlyRule };
-      return { handler: store.handler, params: { ...found.params }, ...(store.trustedOnly ? { trustedOnly: store.trustedOnly } : {}) };
+      const store = found.store as { handler: RouteHandler; trustedOnly?: TrustedOnlyRule; route: string };
+      return { handler: store.handler, params: { ...found.params }, route: store.route, ...(store.trustedOnly ? { trustedOnly: store.trustedOnly } : {}) };
     }
     const allowed: string[] = [];
     for (const candidate of ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const) {

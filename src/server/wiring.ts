@@ -17,6 +17,7 @@ import { createAuthorizer } from './policy/authorizer.js';
 import { LOG_LEVELS, checkLogHeaders, createLogger } from './logging.js';
 import { mountProfiling } from './profiling.js';
 import { ServerMetrics } from './metrics.js';
+import { startTelemetry } from './telemetry/start.js';
 import { Router, sendText } from './router.js';
 import type { Strategy, StrategyServices } from './strategy.js';
 import { createTieredCache } from '../cache/tiered.js';
@@ -149,6 +150,8 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
 
     const router = new Router();
     const metrics = new ServerMetrics(global.metrics['service-name']);
+    const telemetry = await startTelemetry({ metrics: global.metrics, registry: metrics.registry, env: process.env, logger });
+    if (telemetry) closers.push(() => telemetry.shutdown());
     let shuttingDown = false;
 
     router.on('GET', '/_liveness', (_req, res) => sendText(res, 200, 'OK'));

@@ -40,13 +40,14 @@ export interface ServeProcess {
 
 /**
  * Writes `hcl` (after `state`, `bind` and `log`) to `<dir>/hoard.hcl` and starts `hoard serve` on
- * it; resolves once it listens, rejects with its log if it exits first.
+ * it; resolves once it listens, rejects with its log if it exits first. `metrics` replaces the
+ * body of the default `metrics { port = 0 }` block; `env` is added to the child's environment.
  */
-export async function startServeProcess(dir: string, hcl: string, opts: { logLevel?: string } = {}): Promise<ServeProcess> {
+export async function startServeProcess(dir: string, hcl: string, opts: { logLevel?: string; metrics?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ServeProcess> {
   const state = path.join(dir, 'state');
   const config = path.join(dir, 'hoard.hcl');
-  await fs.writeFile(config, `state = "${state}"\nbind = "127.0.0.1:0"\nmetrics { port = 0 }\nlog { level = "${opts.logLevel ?? 'info'}" }\n${hcl}`);
-  const child = spawn(process.execPath, [...(await cliArgs()), 'serve', '--config', config], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  await fs.writeFile(config, `state = "${state}"\nbind = "127.0.0.1:0"\nmetrics {\n${opts.metrics ?? 'port = 0'}\n}\nlog { level = "${opts.logLevel ?? 'info'}" }\n${hcl}`);
+  const child = spawn(process.execPath, [...(await cliArgs()), 'serve', '--config', config], { cwd: root, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-1024 * 1024);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { runChild, startChild } from '../../util/process.js';
 import { GIT_REDIRECT_ERROR, NO_REDIRECTS, UpstreamMovedError, resolveUpstreamRedirect } from './upstream-redirect.js';
+import { tracing } from '../../server/telemetry/tracing-hook.js';
 import { advertisementDifferences, parseForEachRef, parseLsRemote, parseRefspecs } from './advertisement.js';
 
 /** Repository lifecycle (reference git §3.1). */
@@ -179,11 +180,21 @@ export class Repository {
     });
   }
 
-  async git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string; allowLocal?: boolean; maxBytes?: number; upstream?: boolean }): Promise<string> {
+  /**
+   * Runs git. `upstream` names the command when it talks to the upstream (clone, fetch,
+   * ls-remote): it then gets the strategy's upstream config (credentials) and, with tracing on,
+   * runs in a client span whose `traceparent` git sends on its HTTP requests. Both travel as
+   * http.extraHeader through the environment: never on the command line, where error messages
+   * and process listings would show them, and never in a config file.
+   */
+  async git(args: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; cwd?: string; allowLocal?: boolean; maxBytes?: number; upstream?: 'clone' | 'fetch' | 'ls-remote' }): Promise<string> {
     // Server-side git only talks http(s) to upstreams; cloning our own mirror is the one local use.
     let env = opts.allowLocal ? { ...this.settings.gitEnv, GIT_ALLOW_PROTOCOL: `${this.settings.gitEnv['GIT_ALLOW_PROTOCOL'] ?? 'http:https'}:file` } : this.settings.gitEnv;
     if (opts.upstream && this.settings.upstreamConfig) env = withConfigEnv(env, await this.settings.upstreamConfig(this.remoteURL, opts.signal));
-    return runChild('git', [...NO_REDIRECTS, ...args], { env, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.maxBytes ? { maxBytes: opts.maxBytes } : {}) }).catch(async (err: Error) => {
+    const run = (childEnv: NodeJS.ProcessEnv) =>
+      runChild('git', [...NO_REDIRECTS, ...args], { env: childEnv, timeoutMs: opts.timeoutMs, signal: opts.signal, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.maxBytes ? { maxBytes: opts.maxBytes } : {}) });
+    const started = tracing && opts.upstream ? tracing.gitSpan(opts.upstream, this.remoteURL, (traceparent) => run(withConfigEnv(env, [['http.extraHeader', `traceparent: ${traceparent}`]]))) : run(env);
+    return started.catch(async (err: Error) => {
       if (!GIT_REDIRECT_ERROR.test(err.message)) throw err;
       // git met a redirect it must not follow: hoard follows it itself, hop by hop, and either
       // refuses (naming the host) or records where the repository lives now for a second try.
@@ -274,7 +285,7 @@ export class Repository {
 
   /** A full mirror clone from upstream into `target`. */
   async cloneFromUpstream(target: string, signal: AbortSignal): Promise<void> {
-    await this.atUpstream(() => this.git(['clone', '--mirror', '-c', 'http.postBuffer=524288000', '--', this.remoteURL, target], { timeoutMs: this.settings.cloneTimeoutMs, signal, upstream: true }));
+    await this.atUpstream(() => this.git(['clone', '--mirror', '-c', 'http.postBuffer=524288000', '--', this.remoteURL, target], { timeoutMs: this.settings.cloneTimeoutMs, signal, upstream: 'clone' }));
   }
 
   /**
@@ -285,7 +296,7 @@ export class Repository {
     await this.git(['-C', target, 'config', 'remote.origin.url', this.remoteURL], { timeoutMs: 30_000, signal });
     await this.git(['-C', target, 'config', 'remote.origin.mirror', 'true'], { timeoutMs: 30_000, signal });
     await this.git(['-C', target, 'config', '--replace-all', 'remote.origin.fetch', '+refs/*:refs/*'], { timeoutMs: 30_000, signal });
-    await this.atUpstream(() => this.git(['-C', target, '-c', 'http.postBuffer=524288000', 'fetch', '--prune', '--quiet', 'origin'], { timeoutMs: this.settings.cloneTimeoutMs, signal, upstream: true }), target, signal);
+    await this.atUpstream(() => this.git(['-C', target, '-c', 'http.postBuffer=524288000', 'fetch', '--prune', '--quiet', 'origin'], { timeoutMs: this.settings.cloneTimeoutMs, signal, upstream: 'fetch' }), target, signal);
   }
 
   /**
@@ -312,7 +323,7 @@ export class Repository {
     const run = this.atUpstream(() => this.git(['-C', this.mirrorDir, '-c', 'http.postBuffer=524288000', ...speed, 'fetch', '--prune', '--prune-tags', '--quiet', 'origin'], {
       timeoutMs: opts.lenient ? this.settings.cloneTimeoutMs : this.settings.fetchTimeoutMs,
       signal: opts.signal,
-      upstream: true,
+      upstream: 'fetch',
     }), this.mirrorDir, opts.signal)
       .then(() => this.followUpstreamHead(opts.signal, headKnown))
       .finally(() => this.refsChanged())
@@ -360,7 +371,7 @@ export class Repository {
     try {
       const local = { timeoutMs: 30_000, maxBytes: MAX_LISTING_BYTES };
       const [remote, refs, head, refspecs] = await Promise.all([
-        this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL], { timeoutMs: this.settings.lsRemoteTimeoutMs, maxBytes: MAX_LISTING_BYTES, upstream: true })),
+        this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL], { timeoutMs: this.settings.lsRemoteTimeoutMs, maxBytes: MAX_LISTING_BYTES, upstream: 'ls-remote' })),
         this.git(['-C', this.mirrorDir, 'for-each-ref', '--format=%(objectname) %(refname)'], local),
         // Exit 1 = detached HEAD: no symref to compare.
         this.git(['-C', this.mirrorDir, 'symbolic-ref', '-q', 'HEAD'], local).catch(() => ''),
@@ -441,7 +452,7 @@ export class Repository {
   private async followUpstreamHead(signal: AbortSignal | undefined, headKnown: boolean): Promise<void> {
     if (!headKnown) {
       try {
-        const listing = await this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL, 'HEAD'], { timeoutMs: this.settings.lsRemoteTimeoutMs, signal, maxBytes: MAX_LISTING_BYTES, upstream: true }));
+        const listing = await this.atUpstream(() => this.git(['ls-remote', '--symref', '--', this.remoteURL, 'HEAD'], { timeoutMs: this.settings.lsRemoteTimeoutMs, signal, maxBytes: MAX_LISTING_BYTES, upstream: 'ls-remote' }));
         this.upstreamHead = parseLsRemote(listing).head;
         this.upstreamHeadAt = Date.now();
       } catch (err) {

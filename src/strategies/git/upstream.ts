@@ -2,6 +2,7 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerRespon
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { tracing, type ClientTrace } from '../../server/telemetry/tracing-hook.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
@@ -28,7 +29,8 @@ export function relayableHeaders(headers: IncomingHttpHeaders): Record<string, s
 
 /**
  * Sends one request upstream with a streamed (or buffered) body and resolves with the response
- * head; the caller consumes the body. Transport errors reject.
+ * head; the caller consumes the body. Transport errors reject. With tracing on, the request gets
+ * a client span (ended with the response body) and that span's `traceparent`.
  */
 export function requestUpstream(opts: {
   url: URL;
@@ -39,10 +41,25 @@ export function requestUpstream(opts: {
   timeoutMs?: number;
 }): Promise<IncomingMessage> {
   const lib = opts.url.protocol === 'https:' ? https : http;
+  let headers = opts.headers;
+  let span: ClientTrace | undefined;
+  if (tracing) {
+    headers = { ...headers };
+    span = tracing.clientSpan(opts.method, opts.url, headers);
+  }
   return new Promise<IncomingMessage>((resolve, reject) => {
-    const req = lib.request(opts.url, { method: opts.method, headers: opts.headers, ...(opts.signal ? { signal: opts.signal } : {}) }, resolve);
+    const onResponse = span
+      ? (res: IncomingMessage) => {
+          const traced = span as ClientTrace;
+          traced.response(res.statusCode ?? 0);
+          res.once('end', () => traced.end());
+          res.once('close', () => traced.end(res.complete ? undefined : new Error('upstream response ended early')));
+          resolve(res);
+        }
+      : resolve;
+    const req = lib.request(opts.url, { method: opts.method, headers, ...(opts.signal ? { signal: opts.signal } : {}) }, onResponse);
     req.setTimeout(opts.timeoutMs ?? 120_000, () => req.destroy(new Error(`upstream ${opts.url.host} did not answer within ${opts.timeoutMs ?? 120_000} ms`)));
-    req.once('error', reject);
+    req.once('error', span ? (err: Error) => (span.end(err), reject(err)) : reject);
     if (Buffer.isBuffer(opts.body)) req.end(opts.body);
     else if (opts.body) opts.body.pipe(req);
     else req.end();
