@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -185,8 +185,8 @@ describe('tracing and OTLP metrics enabled', () => {
     assert.equal(attribute(cloneSpan, 'url.full'), `http://${git.hostPort}/org/traced`);
     // The traceparent is never persisted into the mirror's config.
     const configFile = path.join(work, 'state', 'git-mirrors', git.hostPort, 'org/traced.git', 'config');
-    let mirrorConfig: string | undefined;
-    while (mirrorConfig === undefined) mirrorConfig = await fs.readFile(configFile, 'utf8').catch(() => new Promise<undefined>((resolve) => setTimeout(resolve, 50)));
+    await until('the mirror', () => (existsSync(configFile) ? true : undefined));
+    const mirrorConfig = await fs.readFile(configFile, 'utf8');
     assert.doesNotMatch(mirrorConfig, /traceparent|extraHeader/i);
     assert.doesNotMatch(hoard.log(), /traceparent/);
   });
@@ -216,6 +216,9 @@ describe('tracing and OTLP metrics enabled', () => {
     assert.equal(point.bucketCounts.length, point.explicitBounds.length + 1);
     assert.equal(point.bucketCounts.reduce((a: number, b) => a + Number(b), 0), Number(point.count));
     assert.equal(attribute(batches[0]!.resourceMetrics[0]!.resource, 'service.name'), 'hoard');
+    // Periodic, not once: another export follows.
+    const seen = receiver.metrics.length;
+    await until('the next OTLP metrics export', () => (receiver.metrics.length > seen ? true : undefined));
   });
 });
 
@@ -229,8 +232,8 @@ describe('tracing disabled', () => {
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-otel-off-'));
     upstream = await startHttpUpstream();
     git = await startGitUpstream();
-    const env: NodeJS.ProcessEnv = {};
-    hoard = await startServeProcess(work, hcl(upstream.hostPort, git), { env: { ...env, OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' } });
+    // Whatever the test runner's environment holds, this process has tracing off.
+    hoard = await startServeProcess(work, hcl(upstream.hostPort, git), { env: { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' } });
   });
   after(async () => {
     await hoard?.stop();
