@@ -104,6 +104,24 @@ describe('OTLP protocol from the environment', () => {
     );
   });
 
+  test('a failing OTLP export is logged', async () => {
+    // A port nothing listens on: every export is refused.
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const hoard = await startServeProcess(path.join(work), base, { metrics: `port = 0\nenable-otlp = true\notlp-insecure = true\notlp-endpoint = "http://127.0.0.1:${port}"\notlp-export-interval = 1` });
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!/opentelemetry: .*(ECONNREFUSED|export)/i.test(hoard.log())) {
+        assert.ok(Date.now() < deadline, `no export failure logged:\n${hoard.log()}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await hoard.stop();
+    }
+  });
+
   test('http/protobuf sends protobuf spans', async () => {
     received = [];
     const traces = `${receiverUrl}/v1/traces`;

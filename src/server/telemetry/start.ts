@@ -42,6 +42,21 @@ export async function startTelemetry(opts: { metrics: GlobalConfig['metrics']; r
   const traces = tracingRequested(opts.env);
   const metrics = opts.metrics['enable-otlp'];
   if (!traces && !metrics) return undefined;
+  // The SDK reports failed exports (collector down, refused, timed out) only through its diag
+  // logger, silent by default: route its warnings and errors to hoard's log.
+  const { diag, DiagLogLevel } = await import('@opentelemetry/api');
+  const quiet = () => undefined;
+  const details = (args: unknown[]) => (args.length ? { otel: args.map(String) } : {});
+  diag.setLogger(
+    {
+      error: (message, ...args) => opts.logger.error(details(args), `opentelemetry: ${message}`),
+      warn: (message, ...args) => opts.logger.warn(details(args), `opentelemetry: ${message}`),
+      info: quiet,
+      debug: quiet,
+      verbose: quiet,
+    },
+    DiagLogLevel.WARN,
+  );
   const { defaultResource, detectResources, envDetector, hostDetector, processDetector, resourceFromAttributes } = await import('@opentelemetry/resources');
   // service.name from `metrics { service-name }`; OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES
   // (the env detector, merged last) still win, as with every OTel SDK.
@@ -68,6 +83,7 @@ export async function startTelemetry(opts: { metrics: GlobalConfig['metrics']; r
   return {
     async shutdown() {
       for (const stop of stops.reverse()) await stop().catch((err: unknown) => opts.logger.warn({ err }, 'telemetry shutdown failed'));
+      diag.disable();
     },
   };
 }
