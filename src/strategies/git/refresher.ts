@@ -49,10 +49,13 @@ interface Entry {
  * refresh), so an unused mirror is not days stale when the next CI job arrives. Each repository has
  * at most one timer and one queued job; the fetch itself goes through `Repository.fetch`, which
  * joins a fetch already running instead of starting another. While upstream fails the delay backs
- * off; a repository untouched for `refresh-idle` stops being refreshed until the next request.
+ * off; a repository untouched for `refresh-idle` stops being refreshed until the next request,
+ * unless it is pinned (listed in `prefetch`).
  */
 export class Refresher {
   private readonly entries = new Map<string, Entry>();
+  /** Upstream URLs `refresh-idle` never stops (the `prefetch` repositories). */
+  private readonly pinned = new Set<string>();
   private closed = false;
   private readonly random: () => number;
 
@@ -74,6 +77,11 @@ export class Refresher {
     const entry: Entry = { repo, timer: undefined, failures: opts.failures ?? 0, touchedAt: Date.now(), idle: false, running: false };
     this.entries.set(repo.upstreamURL, entry);
     this.arm(entry);
+  }
+
+  /** Keeps a repository refreshed however long no client touches it (before or after `start`). */
+  pin(upstreamURL: string): void {
+    this.pinned.add(upstreamURL);
   }
 
   /** Records a client request for the repository; resumes a refresher stopped as idle. */
@@ -116,7 +124,7 @@ export class Refresher {
   private fire(entry: Entry): void {
     if (this.closed) return;
     const url = entry.repo.upstreamURL;
-    if (this.opts.idleMs > 0 && Date.now() - entry.touchedAt >= this.opts.idleMs) {
+    if (this.opts.idleMs > 0 && !this.pinned.has(url) && Date.now() - entry.touchedAt >= this.opts.idleMs) {
       entry.idle = true;
       this.opts.logger.info({ upstream: url, idleMs: this.opts.idleMs }, 'background refresh stopped: no client request for refresh-idle');
       return;

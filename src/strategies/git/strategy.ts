@@ -26,6 +26,7 @@ import { forwardToUpstream, forwardableHeaders, requestUpstream } from './upstre
 import { discardInBackground } from '../../util/discard.js';
 import { removeStaleLocks } from './stale-locks.js';
 import { Refresher } from './refresher.js';
+import { Prefetcher, parsePrefetchEntry } from './prefetch.js';
 import { MirrorMaintenance } from './maintenance.js';
 import { handleGithubWebhook, handleRefreshRequest, type MirrorRefresh } from './webhook.js';
 import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../shared/git-mirrors.js';
@@ -44,13 +45,49 @@ const gitSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe('Serve, by object id, commits no ref of the mirror reaches (e.g. orphaned by a force-push upstream). false: such wants are answered by upstream, which decides; true: the mirror hands out every object it holds.'),
-  'mirror-restore-retry': duration().default(30_000).describe('First retry delay of a failed background mirror restore after a cold serve (doubles up to 30m).'),
+  'mirror-restore-retry': duration().default(30_000).describe('First retry delay of a failed background mirror restore after a cold serve, and of a failed prefetch (doubles up to 30m).'),
   'webhook-secret': z
     .string()
     .min(1, 'must not be empty (an empty HMAC key is no secret); remove the attribute to disable GitHub webhooks')
     .optional()
     .describe('Secret of the GitHub webhook that POSTs to /git/webhook/github (push, create and delete events refresh the mirror at once; X-Hub-Signature-256 is verified). Unset: that route answers 404.'),
-});
+  prefetch: z
+    .array(z.string().superRefine(refusePrefetchEntry))
+    .default([])
+    .describe(
+      'Repositories (host/repository, as after /git/ in a request, e.g. "github.com/org/repo") warmed from start-up without waiting for a client: cloned in the background through the scheduler (clone cap applies; start-up and /_readiness do not wait), given a workstation snapshot once Ready (at once even with snapshot-interval = 0, then every snapshot-interval if set), and refreshed by the background refresher whatever refresh-idle says. Failures are logged and retried from mirror-restore-retry, doubling up to 30m. Hosts must pass allowed-hosts.',
+    ),
+})
+  // Cross-attribute rules, reported at the offending entry (prefetch[i]) so the loader names its line.
+  .superRefine((config, ctx) => {
+    const allowed = new Set(config['allowed-hosts'].map((h) => h.toLowerCase()));
+    const seen = new Map<string, number>();
+    for (const [i, entry] of config.prefetch.entries()) {
+      let parsed: GitRequestPath;
+      try {
+        parsed = parsePrefetchEntry(entry);
+      } catch {
+        continue; // already reported by the element's own check
+      }
+      if (allowed.size && !allowed.has(parsed.host)) {
+        ctx.addIssue({ code: 'custom', path: ['prefetch', i], input: entry, message: `${JSON.stringify(entry)}: host ${parsed.host} is not in allowed-hosts (${[...allowed].join(', ')})` });
+      }
+      const identity = `${parsed.host}/${parsed.repoPath}`;
+      const first = seen.get(identity);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['prefetch', i], input: entry, message: `${JSON.stringify(entry)} names the same repository as prefetch[${first}]` });
+      else seen.set(identity, i);
+    }
+  });
+
+/** The element check of `prefetch`: the request path rules, as a config message naming the entry. */
+function refusePrefetchEntry(entry: string, ctx: z.RefinementCtx): void {
+  try {
+    parsePrefetchEntry(entry);
+  } catch (err) {
+    if (!(err instanceof InvalidGitPathError)) throw err;
+    ctx.addIssue({ code: 'custom', input: entry, message: `${JSON.stringify(entry)} is not a repository hoard could serve: ${err.message}` });
+  }
+}
 
 type GitConfig = z.output<typeof gitSchema>;
 
@@ -93,6 +130,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
   private readonly plainHttpHosts: ReadonlySet<string>;
   private readonly refresher: Refresher;
   private readonly maintenance: MirrorMaintenance;
+  private readonly prefetcher: Prefetcher;
 
   constructor(
     private readonly config: GitConfig,
@@ -164,6 +202,32 @@ class GitStrategy implements Strategy, MirrorRefresh {
       ensureReady: (repo, signal) => this.ensureReady(repo, signal),
       coldServed: (repo, served) => this.scheduleMirrorRestore(repo, served),
       catchUp: (repo) => repo.fetchInBackground((job) => this.scheduler.submit(`${repo.upstreamURL}/fetch`, 'fetch', job)),
+    });
+    const prefetched = config.prefetch.map(parsePrefetchEntry);
+    for (const parsed of prefetched) this.refresher.pin(this.upstreamURL(parsed));
+    this.prefetcher = new Prefetcher({
+      entries: prefetched,
+      repository: (parsed) => this.repository(parsed),
+      ensureReady: (repo, signal) => this.ensureReady(repo, signal),
+      snapshot: (repo, discovered) => this.prefetchSnapshot(repo, discovered),
+      firstRetryMs: config['mirror-restore-retry'],
+      logger,
+    });
+  }
+
+  /**
+   * The first workstation snapshot of a prefetched Ready repository. With snapshot-interval set,
+   * the periodic job makes it (first run at once; armed here too, idempotently, for a mirror of
+   * a previous run whose start-up fetch failed and so never armed it); otherwise it is made here,
+   * once, on the repository's queue. A mirror from a previous run is fetched first (joining its
+   * start-up fetch) so the snapshot is not of last run's HEAD; an unchanged cached one is kept.
+   */
+  private async prefetchSnapshot(repo: Repository, discovered: boolean): Promise<void> {
+    if (this.config['snapshot-interval'] > 0) return this.schedulePeriodic(repo);
+    await this.scheduler.submit(repo.upstreamURL, 'prefetch-snapshot', async () => {
+      if (discovered) await repo.fetch().catch((err: Error) => this.logger.warn({ err: err.message, upstream: repo.upstreamURL }, 'fetch before the prefetch snapshot failed; snapshotting the mirror as it is'));
+      const commit = await this.snapshots.generateWorkstation(repo, { maxAgeMs: this.config['snapshot-max-age'] });
+      this.logger.info({ upstream: repo.upstreamURL, commit: commit ?? 'unchanged' }, 'workstation snapshot');
     });
   }
 
@@ -326,6 +390,10 @@ class GitStrategy implements Strategy, MirrorRefresh {
         });
     }
     this.warm = true;
+    // After discovery, so a mirror left by the previous run is kept rather than cloned again;
+    // after `warm`: readiness never waits for a prefetch (a clone may take an hour, or upstream
+    // may be down), requests for a repository still cloning join its clone as for any other.
+    this.prefetcher.start();
   }
 
   private async discover(dir: string, rel: string[]): Promise<Repository[]> {
@@ -705,6 +773,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
     this.closing = true;
     for (const entry of this.restores.values()) if (entry.timer) clearTimeout(entry.timer);
     this.refresher.close();
+    this.prefetcher.close();
     await this.scheduler.drain();
     await Promise.all([...this.spools.values()].map((s) => s.close()));
   }

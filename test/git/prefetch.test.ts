@@ -1,0 +1,157 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { startGitUpstream, git, type GitUpstream } from '../fixtures/git-upstream.js';
+import { startTestServer, type TestServer } from '../fixtures/server.js';
+
+async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** HEAD of the workstation snapshot: answers from the cache only, never generates or warms a mirror. */
+async function snapshotCached(hoard: TestServer, hostPort: string, repo: string): Promise<boolean> {
+  const res = await fetch(`${hoard.url}/git/${hostPort}/${repo}/snapshot.tar.zst`, { method: 'HEAD' });
+  return res.status === 200;
+}
+
+function mirrorMain(hoard: TestServer, hostPort: string, repo: string): string {
+  try {
+    return git(['rev-parse', 'refs/heads/main'], path.join(hoard.stateDir, 'git-mirrors', hostPort, `${repo}.git`));
+  } catch {
+    return '';
+  }
+}
+
+const logged = (logs: Array<Record<string, unknown>>, msg: string, repo: string) => logs.filter((l) => l['msg'] === msg && String(l['upstream'] ?? '').endsWith(`/${repo}`));
+
+describe('git prefetch: warm from start-up, pinned in the refresher', () => {
+  let upstream: GitUpstream;
+  let hoard: TestServer;
+  const logs: Array<Record<string, unknown>> = [];
+  before(async () => {
+    upstream = await startGitUpstream();
+    await upstream.createRepo('org/warm.git');
+    await upstream.createRepo('org/other.git');
+    // refresh-idle is tiny: an unpinned repository would stop being refreshed at its first tick.
+    // The ref check is an hour, so only the refresher brings upstream commits in.
+    hoard = await startTestServer({
+      logs,
+      hcl: `cache disk {}
+metadata memory {}
+metrics { port = 0 }
+git-clone {
+  ref-check-interval = "1h"
+  fetch-interval = "200ms"
+  refresh-idle = "1ms"
+}
+strategy git {
+  plain-http-hosts = ["${upstream.hostPort}"]
+  prefetch = ["${upstream.hostPort}/org/warm"]
+}
+`,
+    });
+  });
+  after(async () => {
+    await hoard?.close();
+    await upstream?.close();
+  });
+
+  test('the mirror becomes Ready and a snapshot exists without any client request', async () => {
+    await waitFor('the prefetched snapshot', () => snapshotCached(hoard, upstream.hostPort, 'org/warm'));
+    assert.ok(existsSync(path.join(hoard.stateDir, 'git-mirrors', upstream.hostPort, 'org/warm.git', 'HEAD')), 'the mirror is on disk');
+    assert.equal(logged(logs, 'mirror ready', 'org/warm').length, 1);
+    assert.ok(upstream.requests.length > 0 && upstream.requests.every((r) => (r.userAgent ?? '').startsWith('git/')), 'only hoard itself went upstream');
+    // Only the listed repository was warmed.
+    assert.equal(await snapshotCached(hoard, upstream.hostPort, 'org/other'), false);
+    assert.equal(upstream.requests.filter((r) => r.path.includes('/org/other')).length, 0);
+  });
+
+  test('an upstream commit is fetched by the refresher although refresh-idle is tiny (pinned)', async () => {
+    await waitFor('the mirror', () => logged(logs, 'mirror ready', 'org/warm').length > 0);
+    const head = await upstream.commit('org/warm.git', 'pushed while no client asked');
+    await waitFor('the refresher to fetch the new commit', () => mirrorMain(hoard, upstream.hostPort, 'org/warm') === head);
+    assert.equal(logged(logs, 'background refresh stopped: no client request for refresh-idle', 'org/warm').length, 0);
+  });
+});
+
+describe('git prefetch: entries are validated at start-up', () => {
+  const refused = async (strategyBody: string): Promise<string> => {
+    const hcl = `cache disk {}\nmetadata memory {}\nmetrics { port = 0 }\nstrategy git {\n${strategyBody}\n}\n`;
+    try {
+      const hoard = await startTestServer({ hcl });
+      await hoard.close();
+    } catch (err) {
+      return (err as Error).message;
+    }
+    assert.fail('start-up succeeded');
+  };
+
+  test('a bad entry refuses start-up, naming the entry and its line', async () => {
+    // Line 1 is `state = ...` (added by the fixture); `prefetch = [` is line 6, its second element line 8.
+    const message = await refused(['  prefetch = [', '    "github.com/org/ok",', '    "github.com/org/../escape",', '  ]'].join('\n'));
+    assert.match(message, /test\.hcl:8:\d+: strategy git: prefetch\[1\]: "github\.com\/org\/\.\.\/escape" is not a repository hoard could serve: relative path segment "\.\." is not allowed/);
+    assert.doesNotMatch(message, /prefetch\[0\]/);
+  });
+
+  test('a scheme, an operation or a host alone are refused precisely', async () => {
+    const message = await refused('  prefetch = ["https://github.com/org/repo", "github.com/org/repo.git/info/refs", "github.com"]');
+    assert.match(message, /prefetch\[0\]: "https:\/\/github\.com\/org\/repo" is not a repository hoard could serve: write host\/repository without a scheme \(e\.g\. "github\.com\/org\/repo"\)/);
+    assert.match(message, /prefetch\[1\]: .*names "info\/refs" after the repository/);
+    assert.match(message, /prefetch\[2\]: "github\.com" is not a repository hoard could serve/);
+  });
+
+  test('an entry whose host is not in allowed-hosts refuses start-up', async () => {
+    const message = await refused('  allowed-hosts = ["github.com"]\n  prefetch = ["github.com/org/a", "gitlab.com/org/b"]');
+    assert.match(message, /test\.hcl:7:\d+: strategy git: prefetch\[1\]: "gitlab\.com\/org\/b": host gitlab\.com is not in allowed-hosts \(github\.com\)/);
+  });
+
+  test('names git servers accept are taken as written (spaces, non-ASCII, @ and +)', async () => {
+    const hoard = await startTestServer({ hcl: 'cache disk {}\nmetadata memory {}\nmetrics { port = 0 }\ngit-clone { fetch-interval = "0" }\nstrategy git {\n  allowed-hosts = ["127.0.0.1:1"]\n  plain-http-hosts = ["127.0.0.1:1"]\n  mirror-restore-retry = "1h"\n  prefetch = ["127.0.0.1:1/org/ünï cödé", "127.0.0.1:1/user@x/a+b.git"]\n}\n' });
+    await hoard.close();
+  });
+});
+
+describe('git prefetch: an unreachable upstream', () => {
+  let upstream: GitUpstream;
+  let hoard: TestServer;
+  const logs: Array<Record<string, unknown>> = [];
+  before(async () => {
+    upstream = await startGitUpstream();
+    await upstream.createRepo('org/down.git');
+    upstream.setUp(false);
+    hoard = await startTestServer({
+      logs,
+      hcl: `cache disk {}
+metadata memory {}
+metrics { port = 0 }
+strategy git {
+  plain-http-hosts = ["${upstream.hostPort}"]
+  mirror-restore-retry = "100ms"
+  prefetch = ["${upstream.hostPort}/org/down"]
+}
+`,
+    });
+  });
+  after(async () => {
+    await hoard?.close();
+    await upstream?.close();
+  });
+
+  test('does not block liveness or readiness; failures are logged and retried with backoff until it is back', async () => {
+    assert.equal((await fetch(`${hoard.url}/_liveness`)).status, 200);
+    assert.equal((await fetch(`${hoard.url}/_readiness`)).status, 200);
+    await waitFor('three failed prefetch attempts', () => logged(logs, 'prefetch failed; will retry', 'org/down').length >= 3);
+    assert.deepEqual(
+      logged(logs, 'prefetch failed; will retry', 'org/down').slice(0, 3).map((l) => l['retryInMs']),
+      [100, 200, 400],
+    );
+    assert.equal((await fetch(`${hoard.url}/_liveness`)).status, 200);
+    upstream.setUp(true);
+    await waitFor('the prefetch to succeed once upstream is back', () => snapshotCached(hoard, upstream.hostPort, 'org/down'), 60_000);
+  });
+});
