@@ -8,47 +8,25 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startHoardProcess, type HoardProcess } from '../fixtures/hoard-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-let child: ChildProcess;
-let url: string;
-let stderr = '';
-let exited: Promise<number | null>;
+let fixture: HoardProcess;
 
 before(async () => {
-  child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'buggy-server.ts')], { stdio: ['pipe', 'ignore', 'pipe'], detached: true });
-  exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fixture did not start: ${stderr}`)), 60_000);
-    child.stderr!.on('data', () => {
-      const m = /listening on (http:\/\/\S+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    });
-    child.once('exit', () => reject(new Error(`fixture exited: ${stderr}`)));
-  });
+  fixture = await startHoardProcess({ script: path.join(here, 'buggy-server.ts'), stdin: 'pipe', startTimeoutMs: 60_000, name: 'fixture' });
 });
 after(async () => {
-  if (child.exitCode === null && child.signalCode === null) {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  await exited;
+  await fixture?.stop();
 });
 
 /** Log records of the fixture (JSON lines). */
 function records(): Array<Record<string, unknown>> {
-  return stderr
+  return fixture
+    .log()
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -60,14 +38,14 @@ async function waitForRecord(match: (r: Record<string, unknown>) => boolean, wha
     if (found) return found;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  throw new Error(`no log record for ${what}; log:\n${stderr}`);
+  throw new Error(`no log record for ${what}; log:\n${fixture.log()}`);
 }
 
 test('each bug in one request is logged with it and answered 500 while another response streams on', async () => {
   // A response in flight on its own connection for the whole test.
   const streaming = new Promise<string>((resolve, reject) => {
     http
-      .get(`${url}/stream`, { agent: false }, (res) => {
+      .get(`${fixture.url}/stream`, { agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
@@ -83,26 +61,26 @@ test('each bug in one request is logged with it and answered 500 while another r
     ['/bug/rejection', 'detached rejection'],
     ['/bug/listener', 'listener bug'],
   ] as const) {
-    const res = await fetch(`${url}${route}`);
+    const res = await fetch(`${fixture.url}${route}`);
     assert.equal(res.status, 500, route);
     assert.match(await res.text(), /internal server error/);
     const logged = await waitForRecord((r) => r['uri'] === route && (r['level'] as number) >= 50, route);
     assert.equal(logged['method'], 'GET');
     assert.match(String((logged['err'] as { message?: string }).message), new RegExp(message));
-    assert.equal(child.exitCode, null, `the process survived ${route}`);
-    assert.equal(await (await fetch(`${url}/ok`)).text(), 'fine\n', `serving after ${route}`);
+    assert.equal(fixture.child.exitCode, null, `the process survived ${route}`);
+    assert.equal(await (await fetch(`${fixture.url}/ok`)).text(), 'fine\n', `serving after ${route}`);
   }
   await assert.rejects(
-    fetch(`${url}/bug/after-headers`).then((res) => res.text()),
+    fetch(`${fixture.url}/bug/after-headers`).then((res) => res.text()),
     'a bug after the head was sent cuts the response instead of completing it',
   );
   await waitForRecord((r) => r['uri'] === '/bug/after-headers' && (r['level'] as number) >= 50, '/bug/after-headers');
-  assert.equal(await (await fetch(`${url}/release`)).text(), 'released\n');
+  assert.equal(await (await fetch(`${fixture.url}/release`)).text(), 'released\n');
   assert.equal(await streaming, 'first;last', 'the other connection got its whole response');
 });
 
 test('a bug outside any request is logged and ends the process', async () => {
-  child.stdin!.write('boom\n');
-  assert.equal(await exited, 1);
-  assert.ok(records().some((r) => r['msg'] === 'uncaught error outside any request; exiting' && /outside any request/.test(String((r['err'] as { message?: string }).message))), stderr);
+  fixture.child.stdin!.write('boom\n');
+  assert.equal(await fixture.exited, 1);
+  assert.ok(records().some((r) => r['msg'] === 'uncaught error outside any request; exiting' && /outside any request/.test(String((r['err'] as { message?: string }).message))), fixture.log());
 });

@@ -14,17 +14,17 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startServeProcess, type ServeProcess } from './serve-process.js';
+import { startHoardOnConfig, type HoardProcess } from '../fixtures/hoard-process.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 
 let work: string;
-let hoard: ServeProcess;
+let hoard: HoardProcess;
 
 before(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-e2e-crash-'));
-  hoard = await startServeProcess(
+  hoard = await startHoardOnConfig(
     work,
     `cache memory { limit-mb = 1 }
 metadata memory {}

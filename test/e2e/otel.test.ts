@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gitClientEnv, startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
-import { startServeProcess, type ServeProcess } from './serve-process.js';
+import { startHoardOnConfig, type HoardProcess } from '../fixtures/hoard-process.js';
 
 const run = promisify(execFile);
 
@@ -109,14 +109,14 @@ describe('tracing and OTLP metrics enabled', () => {
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   let upstream: Awaited<ReturnType<typeof startHttpUpstream>>;
   let git: GitUpstream;
-  let hoard: ServeProcess;
+  let hoard: HoardProcess;
 
   before(async () => {
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-otel-'));
     receiver = await startReceiver();
     upstream = await startHttpUpstream();
     git = await startGitUpstream();
-    hoard = await startServeProcess(work, hcl(upstream.hostPort, git), {
+    hoard = await startHoardOnConfig(work, hcl(upstream.hostPort, git), {
       metrics: `port = 0\nenable-otlp = true\notlp-endpoint = "${receiver.url}"\notlp-insecure = true\notlp-export-interval = 1`,
       // The batch processor's standard knob: export within 100 ms instead of 5 s.
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100' },
@@ -226,14 +226,14 @@ describe('tracing disabled', () => {
   let work: string;
   let upstream: Awaited<ReturnType<typeof startHttpUpstream>>;
   let git: GitUpstream;
-  let hoard: ServeProcess;
+  let hoard: HoardProcess;
 
   before(async () => {
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-otel-off-'));
     upstream = await startHttpUpstream();
     git = await startGitUpstream();
     // Whatever the test runner's environment holds, this process has tracing off.
-    hoard = await startServeProcess(work, hcl(upstream.hostPort, git), { env: { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' } });
+    hoard = await startHoardOnConfig(work, hcl(upstream.hostPort, git), { env: { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' } });
   });
   after(async () => {
     await hoard?.stop();

@@ -12,7 +12,8 @@ import { promises as fs, readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { killAllHoards, startHoard, waitFor } from './hoard-process.js';
+import { startHoardProcess, stopAllHoardProcesses } from '../fixtures/hoard-process.js';
+import { waitFor } from './process-table.js';
 
 const FLOOD = 2000;
 let work: string | undefined;
@@ -20,7 +21,7 @@ const sockets: net.Socket[] = [];
 
 after(async () => {
   for (const s of sockets) s.destroy();
-  await killAllHoards();
+  await stopAllHoardProcesses();
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
 
@@ -51,7 +52,7 @@ test('2,000 idle connections: the server keeps answering others and releases eve
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-flood-'));
   const config = path.join(work, 'hoard.hcl');
   await fs.writeFile(config, `state = "${work}/state"\nbind = "127.0.0.1:0"\nmetrics { port = 0 }\nlog { level = "warn" }\ncache disk {}\nmetadata memory {}\n`);
-  const hoard = await startHoard(config);
+  const hoard = await startHoardProcess({ config: config });
   const { port } = new URL(hoard.url);
   const body = randomBytes(64 * 1024);
   const roundTrip = async (key: string) => {

@@ -12,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { git, gitClientEnv, startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
-import { killAllHoards, startHoard } from './hoard-process.js';
+import { startHoardProcess, stopAllHoardProcesses } from '../fixtures/hoard-process.js';
 
 const MiB = 1024 * 1024;
 let upstream: GitUpstream;
@@ -33,7 +33,7 @@ before(async () => {
   }
 });
 after(async () => {
-  await killAllHoards();
+  await stopAllHoardProcesses();
   if (!mountError) execFileSync('umount', ['-l', mountPoint]);
   await upstream.close();
   await fs.rm(work, { recursive: true, force: true });
@@ -67,7 +67,7 @@ test('a full state filesystem: clear 507 for object writes, nothing half-written
   await fs.mkdir(state);
   const config = path.join(work, 'hoard.hcl');
   await fs.writeFile(config, `state = "${state}"\nbind = "127.0.0.1:0"\nmetrics { port = 0 }\nlog { level = "warn" }\ncache disk {}\nmetadata memory {}\nstrategy git {\n  plain-http-hosts = ["${upstream.hostPort}"]\n}\n`);
-  const hoard = await startHoard(config);
+  const hoard = await startHoardProcess({ config: config });
   const repoUrl = `${hoard.url}/git/${upstream.hostPort}/org/app.git`;
   const upstreamHead = git(['rev-parse', 'HEAD'], path.join(upstream.root, 'repos', 'org/app.git'));
   const first = await gitRun(['clone', '-q', repoUrl, path.join(work, 'before')]);

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { processTable, stillRunning, waitFor } from './hoard-process.js';
+import { processTable, stillRunning, waitFor } from './process-table.js';
 
 const processModule = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/util/process.ts');
 

@@ -6,16 +6,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startHoardProcess, stopAllHoardProcesses, type HoardProcess } from '../fixtures/hoard-process.js';
 import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SYNC_INTERVAL_MS = 1000;
 /**
  * How long a replica may take to see another's replacement. Semantically it is one sync interval
@@ -25,59 +23,22 @@ const SYNC_INTERVAL_MS = 1000;
  */
 const VISIBLE_WITHIN_MS = Math.max(10 * SYNC_INTERVAL_MS, 15_000);
 
-/** Latest modification time of any file under `dir`. */
-async function newest(dir: string): Promise<number> {
-  let latest = 0;
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    latest = Math.max(latest, entry.isDirectory() ? await newest(full) : (await fs.stat(full)).mtimeMs);
-  }
-  return latest;
-}
-
-/**
- * How to run the CLI: the compiled dist when it is at least as new as the sources (fast start),
- * otherwise the sources through tsx, so the test never exercises a stale build.
- */
-async function cliArgs(): Promise<string[]> {
-  const dist = path.join(root, 'dist/src/cli/main.js');
-  const built = await fs.stat(dist).then((s) => s.mtimeMs, () => 0);
-  if (built > 0 && built >= (await newest(path.join(root, 'src')))) return [dist];
-  return ['--import', 'tsx', path.join(root, 'src/cli/main.ts')];
-}
-
-interface Replica {
-  url: string;
-  child: ChildProcess;
-}
+type Replica = HoardProcess;
 
 let s3: S3rverHandle;
 let work: string;
-const children: ChildProcess[] = [];
-
-function killAll(): void {
-  for (const child of children) {
-    try {
-      // Each replica leads its own process group (detached): kill it and anything it spawned.
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
 
 before(async () => {
   s3 = await startS3rver();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-replicas-'));
 });
 after(async () => {
-  killAll();
-  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  await stopAllHoardProcesses();
   await s3.stop();
   await fs.rm(work, { recursive: true, force: true });
 });
 
-async function startReplica(name: string, args: string[]): Promise<Replica> {
+async function startReplica(name: string): Promise<Replica> {
   const state = path.join(work, name);
   await fs.mkdir(state);
   const config = path.join(state, 'hoard.hcl');
@@ -103,25 +64,7 @@ metadata s3 {
 }
 `,
   );
-  const child = spawn(process.execPath, [...args, 'serve', '--config', config], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  children.push(child);
-  let stderr = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${stderr}`)), 60_000);
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-      const m = /listening on (http:\/\/\S+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited (${code ?? signal}): ${stderr}`));
-    });
-  });
-  return { url, child };
+  return startHoardProcess({ config, name, startTimeoutMs: 60_000 });
 }
 
 const objectUrl = (r: Replica, key: string) => `${r.url}/api/v1/object/shared/${key}`;
@@ -148,8 +91,7 @@ async function until(r: Replica, key: string, expected: Buffer, limitMs: number)
 }
 
 test('three hoard processes sharing one bucket: writes are seen by every replica, replacements once the map syncs', async () => {
-  const args = await cliArgs();
-  const [r1, r2, r3] = await Promise.all([startReplica('r1', args), startReplica('r2', args), startReplica('r3', args)]) as [Replica, Replica, Replica];
+  const [r1, r2, r3] = await Promise.all([startReplica('r1'), startReplica('r2'), startReplica('r3')]) as [Replica, Replica, Replica];
 
   const first = randomBytes(256 * 1024);
   await post(r1, 'k', first);

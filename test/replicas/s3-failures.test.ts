@@ -4,19 +4,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { sharedS3Client } from '../../src/cache/s3-client.js';
+import { startHoardProcess, type HoardProcess } from '../fixtures/hoard-process.js';
 import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
 import { startTestServer } from '../fixtures/server.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MiB = 1024 * 1024;
 let work: string;
 
@@ -47,30 +45,10 @@ test('kill -9 of a hoard process during an S3 upload leaves nothing visible', as
   await fs.mkdir(state);
   const config = path.join(state, 'hoard.hcl');
   await fs.writeFile(config, `state = "${state}"\nbind = "127.0.0.1:0"\nmetrics { port = 0 }\n${s3Block(s3)}\ncache s3 {\n  bucket = "${s3.bucket}"\n  upload-part-size-mb = 5\n}\nmetadata memory {}\n`);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve', '--config', config], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  const kill = () => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  };
+  let hoard: HoardProcess | undefined;
   try {
-    let stderr = '';
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`hoard did not start: ${stderr}`)), 30_000);
-      child.stderr!.on('data', (c: Buffer) => {
-        stderr += c;
-        const m = /listening on (http:\/\/\S+)/.exec(stderr);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1] as string);
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`hoard exited ${code}: ${stderr}`)));
-    });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    const upload = http.request(`${url}/api/v1/object/crashy/big`, { method: 'POST' });
+    hoard = await startHoardProcess({ config, run: 'sources', startTimeoutMs: 30_000 });
+    const upload = http.request(`${hoard.url}/api/v1/object/crashy/big`, { method: 'POST' });
     upload.on('error', () => undefined);
     // More than two parts' worth, then stop short of the end: the upload is mid-flight.
     for (let i = 0; i < 12; i++) {
@@ -79,8 +57,7 @@ test('kill -9 of a hoard process during an S3 upload leaves nothing visible', as
     const deadline = Date.now() + 30_000;
     while (!s3.requests.some((r) => r.method === 'PUT' && r.path.includes('/crashy/')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.ok(s3.requests.some((r) => r.method === 'PUT' && r.path.includes('/crashy/')), 'a part reached S3 before the kill');
-    kill();
-    await exited;
+    await hoard.stop();
     upload.destroy();
     assert.deepEqual(await listed(s3, 'crashy/'), [], 'no body or index object became visible');
     const reader = await startTestServer({ hcl: `${s3Block(s3)}\ncache s3 { bucket = "${s3.bucket}" }\nmetadata memory {}\nmetrics { port = 0 }\n` });
@@ -90,7 +67,7 @@ test('kill -9 of a hoard process during an S3 upload leaves nothing visible', as
       await reader.close();
     }
   } finally {
-    kill();
+    await hoard?.stop();
     await s3.stop();
   }
 });

@@ -16,7 +16,7 @@ import { DataPointType, type HistogramMetricData } from '@opentelemetry/sdk-metr
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { allProviderSpecs } from '../../src/server/wiring.js';
 import { promRegistryProducer } from '../../src/server/telemetry/prom-bridge.js';
-import { startServeProcess } from '../e2e/serve-process.js';
+import { startHoardOnConfig } from '../fixtures/hoard-process.js';
 
 const base = 'cache memory {}\nmetadata memory {}\n';
 function problems(metrics: string): string {
@@ -99,7 +99,7 @@ describe('OTLP protocol from the environment', () => {
 
   test('grpc is refused at start-up with the reason', async () => {
     await assert.rejects(
-      startServeProcess(path.join(work), base, { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } }),
+      startHoardOnConfig(path.join(work), base, { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } }),
       /cannot start: tracing: OTLP protocol "grpc" \(OTEL_EXPORTER_OTLP_PROTOCOL\) is not supported: hoard exports over OTLP\/HTTP/,
     );
   });
@@ -110,7 +110,7 @@ describe('OTLP protocol from the environment', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const hoard = await startServeProcess(path.join(work), base, { metrics: `port = 0\nenable-otlp = true\notlp-insecure = true\notlp-endpoint = "http://127.0.0.1:${port}"\notlp-export-interval = 1` });
+    const hoard = await startHoardOnConfig(path.join(work), base, { metrics: `port = 0\nenable-otlp = true\notlp-insecure = true\notlp-endpoint = "http://127.0.0.1:${port}"\notlp-export-interval = 1` });
     try {
       const deadline = Date.now() + 60_000;
       while (!/opentelemetry: .*(ECONNREFUSED|export)/i.test(hoard.log())) {
@@ -125,7 +125,7 @@ describe('OTLP protocol from the environment', () => {
   test('http/protobuf sends protobuf spans', async () => {
     received = [];
     const traces = `${receiverUrl}/v1/traces`;
-    const hoard = await startServeProcess(path.join(work), base, { env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf', OTEL_BSP_SCHEDULE_DELAY: '100' } });
+    const hoard = await startHoardOnConfig(path.join(work), base, { env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf', OTEL_BSP_SCHEDULE_DELAY: '100' } });
     try {
       const traceId = 'aa0b5cfe0dfeb2b6ce1d2e7f4a4b5c6d';
       await fetch(`${hoard.url}/_liveness`, { headers: { traceparent: `00-${traceId}-1111111111111111-01` } }).then((r) => r.text());

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
+import { startHoardProcess, type HoardProcess } from '../fixtures/hoard-process.js';
 import { isAllowed, isLoopbackAddress } from '../../src/server/authz.js';
 import { createDiskCache } from '../../src/cache/disk.js';
 import { createHttpServer } from '../../src/server/http-server.js';
@@ -106,27 +107,9 @@ describe('hoard serve as a real process', () => {
       config,
       `state = "${dir}/state"\nbind = "127.0.0.1:0"\nshutdown-readiness-delay = "1s"\ncache disk {}\nmetadata memory {}\nmetrics { port = 0 }\n`,
     );
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config], { cwd: process.cwd(), detached: true });
-    cleanups.push(async () => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // exited
-      }
-    });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no listen line: ${stderr}`)), 20_000);
-      child.stderr.on('data', () => {
-        const m = /"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(stderr) ?? /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-    });
-    assert.ok(port > 0, `port from: ${stderr}`);
+    const srv = await serveProcess(['--config', config]);
+    const port = srv.port;
+    assert.ok(port > 0, `port from: ${srv.log()}`);
     const base = `http://127.0.0.1:${port}`;
     assert.equal((await fetch(`${base}/_readiness`)).status, 200);
 
@@ -141,46 +124,24 @@ describe('hoard serve as a real process', () => {
       setTimeout(() => req.end('def'), 1500);
     });
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    child.kill('SIGTERM');
+    srv.child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 300));
     const ready = await fetch(`${base}/_readiness`);
     assert.equal(ready.status, 503);
     assert.equal((await ready.text()).trim(), 'shutting down');
     assert.equal(await upload, 200);
-    assert.equal(await exited, 0);
+    assert.equal(await srv.exited, 0);
   });
 });
 
-/** `hoard serve` as a child process; resolves once it printed its listening URL. */
-async function serveProcess(args: string[], env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Promise<{ port: number; child: ReturnType<typeof spawn>; stderr: () => string; exited: Promise<number | null> }> {
-  // tsx by absolute URL: the child may run in a directory without node_modules.
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.resolve('src/cli/main.ts'), 'serve', ...args], { cwd, env: { ...process.env, HOARD_CONFIG: '', ...env }, detached: true });
-  cleanups.push(async () => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // exited
-    }
-  });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listen line: ${stderr}`)), 30_000);
-    child.on('exit', () => {
-      clearTimeout(timer);
-      reject(new Error(`hoard serve exited: ${stderr}`));
-    });
-    child.stderr!.on('data', () => {
-      const m = /hoard listening on http:\/\/[^:]+:(\d+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-  });
-  return { port, child, stderr: () => stderr, exited };
+/**
+ * `hoard serve` from the sources as a child process, never with a config found by HOARD_CONFIG;
+ * resolves once it printed its listening URL, and is killed with its group after the tests.
+ */
+async function serveProcess(args: string[], env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Promise<HoardProcess> {
+  const srv = await startHoardProcess({ args, env: { HOARD_CONFIG: '', ...env }, cwd, run: 'sources', startTimeoutMs: 30_000 });
+  cleanups.push(() => srv.stop());
+  return srv;
 }
 
 describe('hoard serve start-up and logs', () => {
@@ -206,7 +167,7 @@ describe('hoard serve start-up and logs', () => {
     const dir = await tempDir();
     const state = path.join(dir, 'state-from-env');
     const srv = await serveProcess([], { HOARD_BIND: '127.0.0.1:0', HOARD_STATE: state, HOARD_METRICS_PORT: '0' }, dir);
-    assert.match(srv.stderr(), /\(config: embedded default\)/);
+    assert.match(srv.log(), /\(config: embedded default\)/);
     const base = `http://127.0.0.1:${srv.port}`;
     assert.equal((await fetch(`${base}/_liveness`)).status, 200);
     assert.equal((await fetch(`${base}/api/v1/object/envns/k`, { method: 'POST', body: 'x' })).status, 200);
@@ -232,14 +193,14 @@ describe('hoard serve start-up and logs', () => {
     assert.equal(await srv.exited, 0);
 
     const records = srv
-      .stderr()
+      .log()
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const requests = records.filter((r) => r['msg'] === 'request');
     const find = (method: string, uri: string) => requests.find((r) => r['method'] === method && r['uri'] === uri);
     const post = find('POST', '/api/v1/object/logs/k');
-    assert.ok(post, `no request line for the POST in:\n${srv.stderr()}`);
+    assert.ok(post, `no request line for the POST in:\n${srv.log()}`);
     assert.equal(post['status'], 200);
     assert.equal(typeof post['ms'], 'number');
     assert.equal(post['level'], 'info');
@@ -248,8 +209,8 @@ describe('hoard serve start-up and logs', () => {
     assert.ok(get, 'the GET is logged by path, without its query string');
     assert.equal(get['status'], 200);
     assert.equal(find('GET', '/no/such/route')?.['status'], 404);
-    for (const value of Object.values(secrets)) assert.ok(!srv.stderr().includes(value.split(' ').pop()!), `logs contain ${value}`);
-    assert.doesNotMatch(srv.stderr(), /authorization|cookie/i);
+    for (const value of Object.values(secrets)) assert.ok(!srv.log().includes(value.split(' ').pop()!), `logs contain ${value}`);
+    assert.doesNotMatch(srv.log(), /authorization|cookie/i);
   });
 
   test('log { remap, headers } rename JSON fields and add header attributes; text mode writes text', async () => {
@@ -264,12 +225,12 @@ describe('hoard serve start-up and logs', () => {
     srv.child.kill('SIGTERM');
     assert.equal(await srv.exited, 0);
     const records = srv
-      .stderr()
+      .log()
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const line = records.find((r) => r['message'] === 'request' && r['path'] === '/no/such/route');
-    assert.ok(line, srv.stderr());
+    assert.ok(line, srv.log());
     assert.equal(line['request_id'], 'req-42');
     assert.equal(typeof line['timestamp'], 'string');
     assert.equal(line['msg'], undefined);
@@ -281,8 +242,8 @@ describe('hoard serve start-up and logs', () => {
     assert.equal((await fetch(`http://127.0.0.1:${text.port}/no/such/route`)).status, 404);
     text.child.kill('SIGTERM');
     assert.equal(await text.exited, 0);
-    assert.match(text.stderr(), /INFO: request/);
-    assert.doesNotMatch(text.stderr(), /^\{/m, 'json = false (the default) writes no JSON lines');
+    assert.match(text.log(), /INFO: request/);
+    assert.doesNotMatch(text.log(), /^\{/m, 'json = false (the default) writes no JSON lines');
   });
 
   test('log { headers } naming a credential header is refused at start-up', async () => {
