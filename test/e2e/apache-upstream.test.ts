@@ -277,7 +277,7 @@ describe('Apache upstream: every ref change reaches clients through hoard', () =
   const refState = (run: (args: string[], dir: string) => string, dir: string) => `${run(['symbolic-ref', 'HEAD'], dir)}\n${run(['for-each-ref', '--format=%(objectname) %(refname)'], dir)}`;
   // Apache's repositories belong to its user (git refuses other users' repositories), hoard's mirrors to us.
   const mirrorMatchesUpstream = (name: string) =>
-    waitFor(`mirror of ${name} to match Apache`, () => refState(git, mirrorOf(eager.stateDir, name)) === refState(apache.git, apache.bareOf(name)));
+    waitFor(`mirror of ${name} to match Apache`, () => refState(git, mirrorOf(eager.stateDir, name)) === refState(apache.git, apache.bareOf(name)), 60_000);
 
   /** A repository at Apache with a Ready mirror in `eager`; returns a client clone made through it. */
   async function warm(name: string, opts: { branches?: string[]; commits?: number } = {}): Promise<string> {
@@ -338,7 +338,14 @@ describe('Apache upstream: every ref change reaches clients through hoard', () =
         await client([...v, 'clone', '-q', viaHoard(name, eager.url), first]);
         assert.equal(await client(['symbolic-ref', 'HEAD'], first), 'refs/heads/develop', 'default-branch change');
         await mirrorMatchesUpstream(name);
-        // Once the mirror follows, it alone answers with the new default branch.
+        // Once the mirror follows, it alone answers with the new default branch. (Its refs and HEAD
+        // are on disk a moment before the catch-up fetch counts as done; until then listings still
+        // go upstream, so wait for one the mirror answers.)
+        await waitFor('a listing served by the mirror', async () => {
+          const before = await forwarded(name);
+          await client([...v, 'ls-remote', viaHoard(name, eager.url)]);
+          return (await forwarded(name)) === before;
+        }, 60_000);
         const passedOn = await forwarded(name);
         const second = path.join(work, `${++cloneCounter}-default`);
         await client([...v, 'clone', '-q', viaHoard(name, eager.url), second]);
