@@ -44,6 +44,8 @@ export interface CacheStats {
   objects: number;
   size: number;
   capacity: number;
+  /** Entries this backend evicted (expired or over its limit) since start; absent when it does not evict. */
+  evictions?: number;
 }
 
 /**

@@ -346,14 +346,22 @@ class DiskBackend implements Backend {
       });
   }
 
+  /** Entries removed by eviction (expired or over the limit) since start, for `stats().evictions`. */
+  private evictions = 0;
+
   private async evict(): Promise<void> {
     const now = Date.now();
-    for (const entry of [...this.index.values()]) if (entry.expiresAt <= now) await this.removeEntry(entry);
+    for (const entry of [...this.index.values()]) {
+      if (entry.expiresAt > now) continue;
+      await this.removeEntry(entry);
+      this.evictions++;
+    }
     if (this.total <= this.opts.limitBytes) return;
     const byAccess = [...this.index.values()].sort((a, b) => a.lastAccess - b.lastAccess);
     for (const entry of byAccess) {
       if (this.total <= this.opts.limitBytes) break;
       await this.removeEntry(entry);
+      this.evictions++;
     }
   }
 
@@ -363,7 +371,7 @@ class DiskBackend implements Backend {
   }
 
   async stats(): Promise<CacheStats> {
-    return { objects: this.index.size, size: this.total, capacity: this.opts.limitBytes };
+    return { objects: this.index.size, size: this.total, capacity: this.opts.limitBytes, evictions: this.evictions };
   }
 
   async listNamespaces(): Promise<string[]> {

@@ -108,12 +108,20 @@ class MemoryBackend implements Backend {
     );
   }
 
+  /** Entries removed by eviction (expired or over the limit) since start, for `stats().evictions`. */
+  private evictions = 0;
+
   private evict(): void {
     const now = this.now();
-    for (const [id, entry] of this.entries) if (entry.expiresAt <= now) this.remove(id);
+    for (const [id, entry] of this.entries) {
+      if (entry.expiresAt > now) continue;
+      this.remove(id);
+      this.evictions++;
+    }
     for (const id of this.entries.keys()) {
       if (this.size <= this.opts.limitBytes) break;
       this.remove(id);
+      this.evictions++;
     }
   }
 
@@ -124,7 +132,7 @@ class MemoryBackend implements Backend {
   }
 
   async stats(): Promise<CacheStats> {
-    return { objects: this.entries.size, size: this.size, capacity: this.opts.limitBytes };
+    return { objects: this.entries.size, size: this.size, capacity: this.opts.limitBytes, evictions: this.evictions };
   }
 
   async listNamespaces(): Promise<string[]> {

@@ -18,6 +18,18 @@ import { teeInto, waitForDrain } from '../util/tee.js';
 const MAX_HEALS = 4;
 /** A heal that has not finished by then is abandoned (its tier-0 write is discarded). */
 const HEAL_TIMEOUT_MS = 5 * 60_000;
+/** Told which tier answered each read, and with how many bytes (metrics: bytes served by tier). */
+export interface TierObserver {
+  /** Tier `tier` (0 = nearest) answered an open with `bytes` body bytes (the range length for a 206). */
+  served(tier: number, bytes: number): void;
+}
+
+/** The body bytes an open answers with: the range's length for a 206, else the whole object. */
+export function bodyBytes(result: OpenResult): number {
+  const length = Number(result.headers['content-length']);
+  return Number.isFinite(length) ? length : result.size;
+}
+
 /** Compare-and-set rounds a writer spends agreeing the ETag map with the authoritative tier. */
 const PUBLISH_ATTEMPTS = 3;
 
@@ -75,6 +87,7 @@ class TieredCache implements Cache {
     private readonly metadata: MetadataStore,
     readonly ns: string,
     private readonly healer: Healer,
+    private readonly observer: TierObserver | undefined,
   ) {}
 
   namespace(ns: string): Cache {
@@ -84,6 +97,7 @@ class TieredCache implements Cache {
       this.metadata,
       ns,
       this.healer,
+      this.observer,
     );
   }
 
@@ -204,6 +218,7 @@ class TieredCache implements Cache {
         continue;
       }
       if (i === this.last) await this.repair(key, recorded, etag);
+      this.observer?.served(i, bodyBytes(result));
       if (i === 0) return result;
       if (result.status === 200) return { ...result, body: this.backfill(key, result) };
       if (etag !== undefined) {
@@ -434,9 +449,9 @@ class TieredCache implements Cache {
 }
 
 /** Combines ≥2 caches, nearest first; the last one is authoritative. */
-export function createTieredCache(tiers: Cache[], metadata: MetadataStore): Cache {
+export function createTieredCache(tiers: Cache[], metadata: MetadataStore, observer?: TierObserver): Cache {
   if (tiers.length < 2) throw new Error('a tiered cache needs at least two tiers');
-  return new TieredCache(tiers, metadata, tiers[0]?.ns ?? '', new Healer());
+  return new TieredCache(tiers, metadata, tiers[0]?.ns ?? '', new Healer(), observer);
 }
 
 /**

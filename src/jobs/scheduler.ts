@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
+import { telemetry } from '../util/telemetry.js';
 
 /** A unit of background work. `signal` aborts when the scheduler stops. */
 export type JobFn = (signal: AbortSignal) => Promise<void>;
@@ -44,12 +45,14 @@ export class Scheduler {
   private readonly controller = new AbortController();
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  private readonly unwatch: () => void;
 
   constructor(private readonly opts: SchedulerOptions) {
     // os.availableParallelism follows the CPU affinity mask (Node 20 has no `navigator`).
     this.workers = opts.concurrency > 0 ? opts.concurrency : Math.max(1, os.availableParallelism());
     this.cloneCap = opts.maxCloneConcurrency > 0 ? opts.maxCloneConcurrency : this.workers === 1 ? Infinity : Math.max(1, Math.floor(this.workers / 2));
     this.maxPending = opts.maxPending ?? 10_000;
+    this.unwatch = telemetry().watchQueue(this);
   }
 
   /** Workers actually used (after resolving `concurrency = 0`). */
@@ -116,7 +119,8 @@ export class Scheduler {
     if (job.clone) this.runningClones++;
     this.busyQueues.add(job.queue);
     const started = Date.now();
-    const finish = () => {
+    const finish = (ok: boolean) => {
+      telemetry().job(job.id, (Date.now() - started) / 1000, ok);
       this.running--;
       if (job.clone) this.runningClones--;
       this.busyQueues.delete(job.queue);
@@ -127,13 +131,13 @@ export class Scheduler {
       .then(
         () => {
           this.opts.logger.debug({ job: job.id, queue: job.queue, ms: Date.now() - started }, 'job done');
-          finish();
+          finish(true);
           job.resolve();
         },
         (err: unknown) => {
           const error = err instanceof Error ? err : new Error(String(err));
           this.opts.logger.warn({ err: error, job: job.id, queue: job.queue }, 'job failed');
-          finish();
+          finish(false);
           job.reject(error);
         },
       );
@@ -145,6 +149,7 @@ export class Scheduler {
    */
   async drain(timeoutMs = 10_000): Promise<void> {
     this.draining = true;
+    this.unwatch();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     if (this.running > 0 || this.pending.length > 0) {

@@ -3,8 +3,8 @@ import type { TrustedOnlyRule } from './strategy.js';
 
 /**
  * The default authorization policy: admin and object-write surfaces, and the requests a route
- * declares trusted-only (the git refresh route), are reachable from loopback only; everything
- * else is open. Kept as pure functions so a policy engine can replace them.
+ * declares trusted-only (the git refresh route, the status page at `/`), are reachable from
+ * loopback only; everything else is open. Kept as pure functions so a policy engine can replace them.
  */
 
 /** First path segments only trusted callers may use by default (cachew §7.1). */

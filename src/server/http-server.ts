@@ -1,4 +1,4 @@
-import http, { type IncomingMessage } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { TrustedRemote } from './authz.js';
@@ -40,6 +40,22 @@ function hostHeaderCount(req: IncomingMessage): number {
     if (name.length === 4 && name.toLowerCase() === 'host') count++;
   }
   return count;
+}
+
+/** `X-Hoard-Cache: <result>` in a response head as sent. */
+const CACHE_RESULT_IN_HEAD = /\r\nx-hoard-cache:[ \t]*([a-z]+)/i;
+
+/**
+ * The `X-Hoard-Cache` value a response was sent with, set by whichever strategy answered.
+ * `getHeader` sees only headers set with `setHeader`; handlers that pass their headers to
+ * `writeHead` (the fast path of cached answers) leave them only in the head already written.
+ */
+function cacheResultHeader(res: ServerResponse): string | number | string[] | undefined {
+  const set = res.getHeader('x-hoard-cache');
+  if (set !== undefined) return set;
+  const head = (res as unknown as { _header?: unknown })._header;
+  if (typeof head !== 'string' || head.length === 0) return undefined;
+  return CACHE_RESULT_IN_HEAD.exec(head)?.[1]?.toLowerCase();
 }
 
 /** Methods some route of hoard answers; what a refused CONNECT is told to use instead. */
@@ -132,10 +148,13 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       warn: (obj: object, msg: string) => logger.warn({ ...fields(), ...obj }, msg),
       error: (obj: object, msg: string) => logger.error({ ...fields(), ...obj }, msg),
     };
+    /** The strategy whose route or interceptor took the request (set once found). */
+    let strategy: string | undefined;
     res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.observe(method, rawPath, res.statusCode, seconds);
       span?.end(res.statusCode, res.writableFinished);
+      if (strategy !== undefined) metrics.observeResult(strategy, res.statusCode, cacheResultHeader(res));
       const level = rawPath.startsWith('/_') ? 'debug' : 'info';
       if (logger.isLevelEnabled(level)) {
         logger[level]({ ...fields(), status: res.statusCode, ms: Math.round(seconds * 1000), complete: res.writableFinished }, 'request');
@@ -150,6 +169,7 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
     }
     const claim = router.intercepted(req);
     if (claim) {
+      strategy = claim.strategy;
       if (!authorized(claim.policyPath)) return;
       await runHandler(() => claim.handle(req, res));
       return;
@@ -176,6 +196,7 @@ export function createHttpServer(opts: HttpServerOptions): http.Server {
       return;
     }
     span?.route(match.route);
+    strategy = match.strategy;
     // The route's own trusted-only requests (the default policy's second half; an OPA policy
     // already judged method and path above).
     if (match.trustedOnly && authorizer.decideRoute?.(req, path, match.trustedOnly) === 'deny') {

@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import type { RecentErrors } from './status/recent-errors.js';
 
 /** Levels accepted by config and the admin endpoint. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -16,6 +17,8 @@ export interface LogOptions {
    */
   remap?: Record<string, string>;
   destination?: NodeJS.WritableStream;
+  /** Also keeps warn and error records here, for the status page. */
+  recentErrors?: RecentErrors;
 }
 
 /**
@@ -37,6 +40,7 @@ export function createLogger(opts: LogOptions): Logger {
       level: opts.level,
       base: { [rename('service')]: 'hoard' },
       messageKey: rename('msg'),
+      ...(opts.recentErrors ? { hooks: { logMethod: opts.recentErrors.logHook() as NonNullable<pino.LoggerOptions['hooks']>['logMethod'] } } : {}),
       timestamp: () => `,${JSON.stringify(timeKey)}:${JSON.stringify(new Date().toISOString())}`,
       formatters: {
         level: (label) => ({ [levelKey]: label }),

@@ -1,10 +1,17 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { StrategyMetrics, type CacheHeaderValue } from './strategy-metrics.js';
 
-/** Request metrics, labelled by method, first path segment and status class. */
+/**
+ * The process's Prometheus registry. Request metrics, labelled by method, first path segment and
+ * status class, live here; the cache, upstream, job and repository metrics in `strategy`
+ * (strategy-metrics.ts), which also serves as the telemetry sink the layers below report to.
+ */
 export class ServerMetrics {
   readonly registry = new Registry();
+  /** Cache results, tiers, upstreams, fills, jobs and repositories (see StrategyMetrics). */
+  readonly strategy: StrategyMetrics;
   private readonly requests: Counter<'method' | 'route' | 'status'>;
   private readonly durations: Histogram<'method' | 'route' | 'status'>;
 
@@ -19,6 +26,12 @@ export class ServerMetrics {
       buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60, 600],
       registers: [this.registry],
     });
+    this.strategy = new StrategyMetrics(this.registry);
+  }
+
+  /** Records a strategy's answer: its `X-Hoard-Cache` header (or a 5xx) names the result. */
+  observeResult(strategy: string, status: number, cacheHeader: CacheHeaderValue): void {
+    this.strategy.observeResult(strategy, status, cacheHeader);
   }
 
   /**

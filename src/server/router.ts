@@ -12,6 +12,15 @@ export interface RouteMatch {
   trustedOnly?: TrustedOnlyRule;
   /** The route template as registered (`/git/*`): the `http.route` of traces. */
   route: string;
+  /** The strategy that registered the route (see `forStrategy`), for per-strategy metrics. */
+  strategy?: string;
+}
+
+interface RouteStore {
+  handler: RouteHandler;
+  trustedOnly?: TrustedOnlyRule | undefined;
+  route: string;
+  strategy?: string | undefined;
 }
 
 /**
@@ -37,7 +46,27 @@ export class Router implements RouteRegistry {
     return undefined;
   }
 
+  /**
+   * The registry handed to one strategy: its routes and interceptor claims are tagged with
+   * `strategy`, so the server can count each answer against the strategy that gave it without
+   * knowing any protocol.
+   */
+  forStrategy(strategy: string): RouteRegistry {
+    return {
+      on: (methods, path, handler, opts) => this.add(methods, path, handler, opts, strategy),
+      intercept: (interceptor) =>
+        this.intercept((req) => {
+          const claim = interceptor(req);
+          return claim && { ...claim, strategy };
+        }),
+    };
+  }
+
   on(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts: RouteOptions = {}): void {
+    this.add(methods, path, handler, opts, undefined);
+  }
+
+  private add(methods: RouteMethod | RouteMethod[], path: string, handler: RouteHandler, opts: RouteOptions = {}, strategy: string | undefined): void {
     const cut = path.search(/[:*]/);
     const rawPrefix = opts.rawPrefix ?? (cut === -1 ? path : path.slice(0, cut));
     const guarded: RouteHandler = (req, res, params, query) => {
@@ -47,7 +76,7 @@ export class Router implements RouteRegistry {
       }
       return handler(req, res, params, query);
     };
-    const store = { handler: guarded, trustedOnly: opts.trustedOnly, route: path };
+    const store: RouteStore = { handler: guarded, trustedOnly: opts.trustedOnly, route: path, strategy };
     for (const method of Array.isArray(methods) ? methods : [methods]) {
       if (method === 'HEAD' && this.implicitHead.delete(path)) this.tree.off('HEAD', path);
       this.tree.on(method, path, noop, store);
@@ -62,8 +91,8 @@ export class Router implements RouteRegistry {
   find(method: string, path: string): RouteMatch | { allowed: string[] } | undefined {
     const found = this.tree.find(method as 'GET', path);
     if (found) {
-      const store = found.store as { handler: RouteHandler; trustedOnly?: TrustedOnlyRule; route: string };
-      return { handler: store.handler, params: { ...found.params }, route: store.route, ...(store.trustedOnly ? { trustedOnly: store.trustedOnly } : {}) };
+      const store = found.store as RouteStore;
+      return { handler: store.handler, params: { ...found.params }, route: store.route, ...(store.trustedOnly ? { trustedOnly: store.trustedOnly } : {}), ...(store.strategy ? { strategy: store.strategy } : {}) };
     }
     const allowed: string[] = [];
     for (const candidate of ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const) {

@@ -61,6 +61,8 @@ export interface InterceptedRequest {
   /** Decoded path the policy judges (for a proxied URL, the target's path, as cachew does). */
   policyPath: string;
   handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
+  /** Set by the server: the strategy whose interceptor claimed the request. */
+  strategy?: string;
 }
 
 /** Looks at a request before routing; returns a claim, or undefined to let routing proceed. */
@@ -104,9 +106,36 @@ export interface StrategyServices {
   gitMirrors?: GitMirrorManager;
 }
 
+/** One repository (or similar unit) a strategy keeps, as the status page and gauges show it. */
+export interface RepositoryStatus {
+  /** What clients name it by (an upstream URL); any characters, escaped by whoever renders it. */
+  name: string;
+  /** Lifecycle state, e.g. `empty`, `cloning`, `ready`. */
+  state: string;
+  /** Epoch ms of the last successful fetch or clone; undefined when none yet. */
+  lastFetchMs?: number | undefined;
+  /** Epoch ms the current snapshot was written; undefined when there is none. */
+  snapshotMs?: number | undefined;
+  /** Snapshot size in bytes, when there is one. */
+  snapshotBytes?: number | undefined;
+  /** Epoch ms a client last used it (orders the capped lists: most recent first). */
+  lastUsedMs?: number | undefined;
+}
+
+/** What a strategy contributes to the status page and the per-repository gauges. */
+export interface StatusSection {
+  /** Its repositories, any order; the server sorts by recency and caps the list. */
+  repositories?: RepositoryStatus[];
+}
+
 /** A running strategy. */
 export interface Strategy {
   readonly name: string;
+  /**
+   * Status data for the status page (`GET /`) and the per-repository gauges. Called on every
+   * page load and metrics scrape, so it must be cheap (memoise anything that does I/O).
+   */
+  status?(): Promise<StatusSection> | StatusSection;
   /** Readiness gate for `/_readiness` (e.g. git warm-up). Absent = always ready. */
   ready?(): boolean;
   /** Services this strategy offers the strategies created after it. */

@@ -20,8 +20,12 @@ import { ServerMetrics } from './metrics.js';
 import { startTelemetry } from './telemetry/start.js';
 import { Router, sendText } from './router.js';
 import type { Strategy, StrategyServices } from './strategy.js';
-import { createTieredCache } from '../cache/tiered.js';
+import { bodyBytes, createTieredCache, type TierObserver } from '../cache/tiered.js';
 import { createGitHubAppTokens } from '../github/app-tokens.js';
+import { installTelemetry } from '../util/telemetry.js';
+import { RecentErrors } from './status/recent-errors.js';
+import { allRepositories } from './status/data.js';
+import { mountStatusPage } from './status/route.js';
 
 /** Every provider spec the config loader must know. */
 export function allProviderSpecs(): ProviderSpec[] {
@@ -65,14 +69,17 @@ function splitBind(bind: string): { host: string; port: number } {
  * method call of every request.
  */
 class AuthoritativeCache implements Cache {
-  constructor(private readonly inner: Cache) {}
+  constructor(
+    private readonly inner: Cache,
+    private readonly observer?: TierObserver,
+  ) {}
 
   get ns(): string {
     return this.inner.ns;
   }
 
   namespace(ns: string): Cache {
-    return new AuthoritativeCache(this.inner.namespace(ns));
+    return new AuthoritativeCache(this.inner.namespace(ns), this.observer);
   }
 
   stat(...args: Parameters<Cache['stat']>): ReturnType<Cache['stat']> {
@@ -83,8 +90,11 @@ class AuthoritativeCache implements Cache {
     return this.inner.statAuthoritative(key);
   }
 
-  open(...args: Parameters<Cache['open']>): ReturnType<Cache['open']> {
-    return this.inner.open(...args);
+  async open(...args: Parameters<Cache['open']>): ReturnType<Cache['open']> {
+    const result = await this.inner.open(...args);
+    // The only tier answered (bytes served by tier, like the tiered cache reports).
+    this.observer?.served(0, bodyBytes(result));
+    return result;
   }
 
   create(...args: Parameters<Cache['create']>): ReturnType<Cache['create']> {
@@ -116,20 +126,26 @@ class AuthoritativeCache implements Cache {
   }
 }
 
-function authoritative(cache: Cache): Cache {
-  return new AuthoritativeCache(cache);
+function authoritative(cache: Cache, observer?: TierObserver): Cache {
+  return new AuthoritativeCache(cache, observer);
 }
 
 /** Builds caches, metadata, routes and strategies from a loaded config and starts listening. */
 export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const global: GlobalConfig = cfg.global;
-  const logger = opts.logger ?? createLogger({ level: global.log.level, json: global.log.json, remap: global.log.remap });
+  // The status page's recent errors come from the logger hoard builds (an injected one is the caller's).
+  const recentErrors = opts.logger ? undefined : new RecentErrors();
+  const logger = opts.logger ?? createLogger({ level: global.log.level, json: global.log.json, remap: global.log.remap, ...(recentErrors ? { recentErrors } : {}) });
   checkLogHeaders(global.log.headers);
   if (!global.log.json && Object.keys(global.log.remap).length) logger.warn('log { remap } renames fields of JSON logs only; set json = true for it to apply');
   const env = { state: global.state, blocks: global as unknown as Record<string, unknown>, logger };
   const closers: Array<() => Promise<void>> = [];
   const strategies: Strategy[] = [];
   let cache: Cache | undefined;
+  // Before any strategy or cache exists, so every layer below reports into this server's registry.
+  const metrics = new ServerMetrics(global.metrics['service-name']);
+  const uninstallTelemetry = installTelemetry(metrics.strategy);
+  closers.push(async () => uninstallTelemetry());
 
   try {
     const tiers: Cache[] = [];
@@ -145,11 +161,11 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
     if (!metadataBlock || !metadataProvider) throw new Error('expected a metadata backend');
     const metadata: MetadataStore = await metadataProvider.create(metadataBlock.config, env);
     closers.push(() => metadata.close());
-    cache = tiers.length === 1 ? authoritative(tiers[0] as Cache) : createTieredCache(tiers, metadata);
+    metrics.strategy.watchTiers(tiers);
+    cache = tiers.length === 1 ? authoritative(tiers[0] as Cache, metrics.strategy) : createTieredCache(tiers, metadata, metrics.strategy);
     logger.info({ cache: String(cache), metadata: String(metadata) }, 'storage ready');
 
     const router = new Router();
-    const metrics = new ServerMetrics(global.metrics['service-name']);
     const telemetry = await startTelemetry({ metrics: global.metrics, registry: metrics.registry, env: process.env, logger });
     if (telemetry) closers.push(() => telemetry.shutdown());
     let shuttingDown = false;
@@ -184,7 +200,9 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
       sendText(res, 200, level);
     });
 
-    mountObjectApi(router, cache, logger.child({ strategy: 'api' }));
+    mountObjectApi(router.forStrategy('api'), cache, logger.child({ strategy: 'api' }));
+    metrics.strategy.watchRepositories(() => allRepositories(strategies));
+    mountStatusPage(router, { strategies, metrics: metrics.strategy, recentErrors });
 
     // Keys are read and checked here, before any strategy starts: a bad key file stops the start.
     const githubTokens = createGitHubAppTokens(global['github-app'], { logger: logger.child({ component: 'github-app' }) });
@@ -200,7 +218,7 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
         config: block.config,
         label: block.label,
         cache: cache.namespace(block.name),
-        routes: router,
+        routes: router.forStrategy(block.name),
         logger: logger.child({ strategy: block.name }),
         global: { state: global.state, url: global.url, blocks: global as unknown as Record<string, Record<string, unknown>>, githubTokens },
         metadata,

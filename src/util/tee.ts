@@ -1,4 +1,5 @@
 import { Transform, finished, type Writable } from 'node:stream';
+import { telemetry } from './telemetry.js';
 
 /**
  * Resolves when `stream` can take more data ('drain') or never will ('close' or 'error').
@@ -55,9 +56,11 @@ export interface TeeOptions {
 export function teeInto(writer: Writable | undefined, opts: TeeOptions = {}): Transform {
   /** copying → (abandoned | discarded | committing); only 'copying' writes to the writer. */
   let state: 'copying' | 'abandoned' | 'discarded' | 'committing' = writer ? 'copying' : 'abandoned';
+  const fill = writer ? telemetry().fill() : undefined;
   const abandon = (err: Error) => {
     if (state !== 'copying') return;
     state = 'abandoned';
+    fill?.abandoned();
     // Destroyed already in every path that reaches here but one (a failed write still pending
     // its destroy); destroying again is harmless and guarantees the partial copy is discarded.
     writer?.destroy();
@@ -74,6 +77,7 @@ export function teeInto(writer: Writable | undefined, opts: TeeOptions = {}): Tr
       try {
         await opts.beforeCommit();
       } catch (err) {
+        fill?.abandoned();
         w.destroy();
         throw err;
       }
@@ -83,8 +87,10 @@ export function teeInto(writer: Writable | undefined, opts: TeeOptions = {}): Tr
         w.end();
         finished(w, (err) => (err ? reject(err) : resolve()));
       });
+      fill?.committed();
     } catch (err) {
       // The output is whole; only the copy is lost.
+      fill?.abandoned();
       opts.onAbandon?.(err as Error);
     }
   };
@@ -113,6 +119,7 @@ export function teeInto(writer: Writable | undefined, opts: TeeOptions = {}): Tr
     destroy(err, cb) {
       if (state === 'copying') {
         state = 'discarded';
+        fill?.abandoned();
         writer?.destroy();
       }
       cb(err);

@@ -34,7 +34,7 @@ test('disk: objects and sizes survive a restart', async () => {
   const got = await second.namespace('ns').open(parseKey('k'));
   assert.equal((await readAll(got.body)).toString(), 'persisted');
   assert.equal(got.headers['content-type'], 'text/plain');
-  assert.deepEqual(await second.stats(), { objects: 1, size: 9, capacity: 256 << 20 });
+  assert.deepEqual(await second.stats(), { objects: 1, size: 9, capacity: 256 << 20, evictions: 0 });
   assert.deepEqual(await second.listNamespaces(), ['ns']);
   await second.close();
 });
@@ -147,12 +147,12 @@ test('disk: deletes racing replacements keep the size accounting and what surviv
     ]);
   }
   const live = await ns.stat(key).then((st) => st.size, () => undefined);
-  assert.deepEqual(await cache.stats(), { objects: live === undefined ? 0 : 1, size: live ?? 0, capacity: 256 << 20 });
+  assert.deepEqual(await cache.stats(), { objects: live === undefined ? 0 : 1, size: live ?? 0, capacity: 256 << 20, evictions: 0 });
   await cache.close();
   const reopened = await createDiskCache(options(root));
   const after = await reopened.namespace('race').stat(key).then((st) => st.size, () => undefined);
   assert.equal(after, live, 'the object visible before the restart is the one on disk');
-  assert.deepEqual(await reopened.stats(), { objects: live === undefined ? 0 : 1, size: live ?? 0, capacity: 256 << 20 });
+  assert.deepEqual(await reopened.stats(), { objects: live === undefined ? 0 : 1, size: live ?? 0, capacity: 256 << 20, evictions: 0 });
   await reopened.close();
 });
 

@@ -46,7 +46,11 @@ allow if loopback
 allow if {
   not lower(input.path[0]) in {"api", "admin"}
   not git_refresh
+  not status_page
 }
+
+# GET / (the status page, a trusted-only route).
+status_page if count(input.path) == 0
 
 # POST /git/{host}/{repo}/refresh (the git strategy's trusted-only route).
 git_refresh if {

@@ -38,6 +38,9 @@ export function storableHeaders(req: IncomingMessage): StoredHeaders {
   return out;
 }
 
+const HIT = { 'x-hoard-cache': 'hit' };
+const MISS = { 'x-hoard-cache': 'miss' };
+
 /** Bound of the per-process memo tables below (cleared when full). */
 const MAX_CACHED = 1024;
 /**
@@ -93,8 +96,9 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
     const c = view(params, req, res);
     if (!c) return;
     try {
-      const sent = await sendCacheObject(c, keyOf(params), req, res);
-      if (!sent) sendText(res, 404, 'Cache object not found');
+      // The object API is a cache like any other strategy: its answers say hit or miss.
+      const sent = await sendCacheObject(c, keyOf(params), req, res, HIT);
+      if (!sent) sendText(res, 404, 'Cache object not found', MISS);
     } catch (err) {
       // Internal detail goes to the log, not to the caller (reference §7.4: no internal error
       // text); cache outcomes with a meaning (a tier unavailable, 503) keep it.
@@ -195,7 +199,9 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
 
   routes.on('GET', '/api/v1/stats', async (_req, res) => {
     try {
-      sendJson(res, 200, await cache.stats());
+      // Exactly cachew's fields: backends' eviction counts go to /metrics, not to this contract.
+      const { objects, size, capacity } = await cache.stats();
+      sendJson(res, 200, { objects, size, capacity });
     } catch (err) {
       if (isCacheError(err, 'stats-unavailable')) sendText(res, 501, 'Stats not available for this cache');
       else sendText(res, 500, 'Failed to read stats');

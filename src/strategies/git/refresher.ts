@@ -85,6 +85,11 @@ export class Refresher {
   }
 
   /** Records a client request for the repository; resumes a refresher stopped as idle. */
+  /** Epoch ms a client last touched the repository (status page recency); undefined when not tracked. */
+  lastTouched(upstreamURL: string): number | undefined {
+    return this.entries.get(upstreamURL)?.touchedAt;
+  }
+
   touch(upstreamURL: string): void {
     const entry = this.entries.get(upstreamURL);
     if (!entry) return;

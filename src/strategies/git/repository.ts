@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { runChild, startChild } from '../../util/process.js';
+import { telemetry } from '../../util/telemetry.js';
 import { GIT_REDIRECT_ERROR, NO_REDIRECTS, UpstreamMovedError, resolveUpstreamRedirect } from './upstream-redirect.js';
 import { tracing } from '../../server/telemetry/tracing-hook.js';
 import { advertisementDifferences, parseForEachRef, parseLsRemote, parseRefspecs } from './advertisement.js';
@@ -213,11 +214,30 @@ export class Repository {
    */
   private async atUpstream<T>(run: () => Promise<T>, mirror?: string, signal?: AbortSignal): Promise<T> {
     try {
-      return await run();
+      return await this.measuredUpstream(run);
     } catch (err) {
       if (!(err instanceof UpstreamMovedError)) throw err;
       if (mirror) await this.git(['-C', mirror, 'config', 'remote.origin.url', this.remoteURL], { timeoutMs: 30_000, signal });
-      return run();
+      return this.measuredUpstream(run);
+    }
+  }
+
+  /** Runs a git command that talks to the upstream, reported as one upstream request of its host. */
+  private async measuredUpstream<T>(run: () => Promise<T>): Promise<T> {
+    let host: string;
+    try {
+      host = new URL(this.remoteURL).host;
+    } catch {
+      host = 'unknown';
+    }
+    const observed = telemetry().upstream(host);
+    try {
+      const result = await run();
+      observed.answered(0);
+      return result;
+    } catch (err) {
+      observed.failed();
+      throw err;
     }
   }
 

@@ -9,7 +9,7 @@ import { Scheduler } from '../../jobs/scheduler.js';
 import { sendText } from '../../server/router.js';
 import { answerAndClose, refuseRequest } from '../../server/answer-and-close.js';
 import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../util/read-body.js';
-import type { Strategy, StrategyContext } from '../../server/strategy.js';
+import type { StatusSection, Strategy, StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { waitForDrain } from '../../util/tee.js';
 import { runHttpBackend } from './cgi.js';
@@ -31,6 +31,7 @@ import { MirrorMaintenance } from './maintenance.js';
 import { handleGithubWebhook, handleRefreshRequest, type MirrorRefresh } from './webhook.js';
 import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../shared/git-mirrors.js';
 import { installationBasicAuth, type GitHubTokenSource } from '../../github/token-source.js';
+import { GitStatus } from './status.js';
 
 const gitSchema = z.strictObject({
   'snapshot-interval': duration().default(0).describe('Period of snapshot generation (0 = off; on-demand serving still works).'),
@@ -131,6 +132,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
   private readonly refresher: Refresher;
   private readonly maintenance: MirrorMaintenance;
   private readonly prefetcher: Prefetcher;
+  private readonly statusRows: GitStatus;
 
   constructor(
     private readonly config: GitConfig,
@@ -192,6 +194,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
       periodic: (repo, id, intervalMs, job, firstDelayMs) => this.scheduler.periodic(repo.upstreamURL, id, intervalMs, job, firstDelayMs),
       logger,
     });
+    this.statusRows = new GitStatus(cache, (url) => this.refresher.lastTouched(url));
     this.snapshots = new SnapshotService({
       cache,
       logger,
@@ -767,6 +770,11 @@ class GitStrategy implements Strategy, MirrorRefresh {
   /** Queues a catch-up fetch on the repository's fetch queue; joins the one already pending. */
   private queueFetch(repo: Repository): void {
     repo.fetchInBackground((job) => this.scheduler.submit(`${repo.upstreamURL}/fetch`, 'fetch', job)).catch(() => undefined);
+  }
+
+  /** Every mirror with its state, last fetch and snapshot, for the status page and gauges. */
+  async status(): Promise<StatusSection> {
+    return { repositories: await this.statusRows.rows(this.repos.values()) };
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { tracing, type ClientTrace } from '../../server/telemetry/tracing-hook.js';
+import { telemetry } from '../../util/telemetry.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
@@ -47,19 +48,25 @@ export function requestUpstream(opts: {
     headers = { ...headers };
     span = tracing.clientSpan(opts.method, opts.url, headers);
   }
+  const observed = telemetry().upstream(opts.url.host);
   return new Promise<IncomingMessage>((resolve, reject) => {
-    const onResponse = span
-      ? (res: IncomingMessage) => {
-          const traced = span as ClientTrace;
-          traced.response(res.statusCode ?? 0);
-          res.once('end', () => traced.end());
-          res.once('close', () => traced.end(res.complete ? undefined : new Error('upstream response ended early')));
-          resolve(res);
-        }
-      : resolve;
+    const onResponse = (res: IncomingMessage) => {
+      observed.answered(res.statusCode ?? 0);
+      if (span) {
+        const traced = span;
+        traced.response(res.statusCode ?? 0);
+        res.once('end', () => traced.end());
+        res.once('close', () => traced.end(res.complete ? undefined : new Error('upstream response ended early')));
+      }
+      resolve(res);
+    };
     const req = lib.request(opts.url, { method: opts.method, headers, ...(opts.signal ? { signal: opts.signal } : {}) }, onResponse);
     req.setTimeout(opts.timeoutMs ?? 120_000, () => req.destroy(new Error(`upstream ${opts.url.host} did not answer within ${opts.timeoutMs ?? 120_000} ms`)));
-    req.once('error', span ? (err: Error) => (span.end(err), reject(err)) : reject);
+    req.once('error', (err: Error) => {
+      observed.failed();
+      span?.end(err);
+      reject(err);
+    });
     if (Buffer.isBuffer(opts.body)) req.end(opts.body);
     else if (opts.body) opts.body.pipe(req);
     else req.end();
