@@ -53,6 +53,8 @@ export interface StartOptions {
    * connect over loopback, pass `() => false` to be judged as a remote caller would be.
    */
   trustedRemote?: TrustedRemote;
+  /** Where the logger hoard builds writes (default: stderr); ignored when `logger` is given. */
+  logDestination?: NodeJS.WritableStream;
 }
 
 function splitBind(bind: string): { host: string; port: number } {
@@ -135,7 +137,7 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
   const global: GlobalConfig = cfg.global;
   // The status page's recent errors come from the logger hoard builds (an injected one is the caller's).
   const recentErrors = opts.logger ? undefined : new RecentErrors();
-  const logger = opts.logger ?? createLogger({ level: global.log.level, json: global.log.json, remap: global.log.remap, ...(recentErrors ? { recentErrors } : {}) });
+  const logger = opts.logger ?? createLogger({ level: global.log.level, json: global.log.json, remap: global.log.remap, ...(recentErrors ? { recentErrors } : {}), ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
   checkLogHeaders(global.log.headers);
   if (!global.log.json && Object.keys(global.log.remap).length) logger.warn('log { remap } renames fields of JSON logs only; set json = true for it to apply');
   const env = { state: global.state, blocks: global as unknown as Record<string, unknown>, logger };
