@@ -7,7 +7,7 @@ import { normaliseRequestPath } from './request-path.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Router } from './router.js';
 import { LINGER_MS, refuseRequest } from './answer-and-close.js';
-import { statusFor } from './error-status.js';
+import { statusFor } from '../http/error-answer.js';
 import { failRequest, guardEmitter, runInRequestScope, type RequestScope } from './last-resort.js';
 import { tracing, type ServerTrace } from './telemetry/tracing-hook.js';
 

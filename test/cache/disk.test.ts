@@ -92,7 +92,9 @@ test('disk: concurrent replacement never splices headers and bytes', async () =>
   };
   await write(0);
   let stop = false;
-  const readers = [0, 1, 2, 3].map(async () => {
+  // More readers than the thread pool has threads, so some opens wait in its queue while several
+  // replacements commit and remove the revision they looked up: each must still find the object.
+  const readers = Array.from({ length: 12 }, async () => {
     let reads = 0;
     while (!stop) {
       const got = await ns.open(key);
@@ -102,7 +104,7 @@ test('disk: concurrent replacement never splices headers and bytes', async () =>
     }
     return reads;
   });
-  for (let round = 0; round < 10; round++) await Promise.all([1, 2, 3, 4].map((i) => write(round * 4 + i)));
+  for (let round = 0; round < 40; round++) await Promise.all([1, 2, 3, 4].map((i) => write(round * 4 + i)));
   stop = true;
   const counts = await Promise.all(readers);
   assert.ok(counts.every((n) => n > 0));

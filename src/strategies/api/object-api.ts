@@ -8,7 +8,7 @@ import { isValidNamespace, parseKey, type CacheKey } from '../../cache/key.js';
 import { unquoteStrongETag, type StoredHeaders } from '../../cache/headers.js';
 import { parseDuration } from '../../config/duration.js';
 import { answerAndClose, refuseRequest } from '../../server/answer-and-close.js';
-import { cacheErrorAnswer } from '../../server/error-status.js';
+import { cacheErrorAnswer } from '../../http/error-answer.js';
 import { sendJson, sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import type { RouteParams, RouteRegistry } from '../../server/strategy.js';

@@ -10,6 +10,7 @@ import { isCacheError } from '../../cache/errors.js';
 import type { CacheKey } from '../../cache/key.js';
 import { createArchive } from '../../client/archive.js';
 import { sendJson, sendText } from '../../server/router.js';
+import { failureAnswer, isOutOfSpace, withoutServerPaths, type ErrorAnswer } from '../../http/error-answer.js';
 import { answerAndClose } from '../../server/answer-and-close.js';
 import { UpstreamRepositoryMissingError, upstreamLacksRepository } from './upstream-missing.js';
 import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../util/read-body.js';
@@ -191,9 +192,10 @@ export class SnapshotService {
       try {
         await holdingConnection(res, () => this.deps.ensureReady(repo, signal));
       } catch (err) {
-        // Nothing is cached and nothing can be generated: for the client that is "no snapshot"
-        // (404, so `hoard git restore` exits 2 and scripts fall back to a clone), not a server fault.
-        if (!res.destroyed) sendText(res, 404, `No snapshot available: none is cached and the mirror could not be made ready: ${(err as Error).message}`);
+        // Answered as ensure-refs answers: 404 when the upstream lacks the repository (so
+        // `hoard git restore` exits 2 and scripts fall back to a clone), 502 naming the cause
+        // (a refused redirect, an unreachable upstream) otherwise.
+        if (!res.destroyed) sendAnswer(res, mirrorNotReadyAnswer(err));
         return;
       }
     }
@@ -278,7 +280,10 @@ export class SnapshotService {
         } catch (err) {
           if (!(err instanceof SpoolUnavailableError)) throw err;
           if (isCacheError(err.cause, 'not-found')) return false;
-          if (!res.headersSent) sendText(res, 502, `Snapshot read from the cache failed: ${err.message}`);
+          if (!res.headersSent) {
+            this.deps.logger.warn({ err: err.cause ?? err, upstream: url }, 'snapshot read from the cache failed');
+            sendAnswer(res, failureAnswer(err.cause ?? err, 'snapshot read from the cache'));
+          }
           return true;
         }
       }
@@ -373,7 +378,7 @@ export class SnapshotService {
     } catch (err) {
       if (err instanceof SpoolUnavailableError && !res.headersSent) {
         this.deps.logger.error({ err: err.message, upstream: repo.upstreamURL }, 'snapshot generation failed');
-        sendText(res, 500, `snapshot generation failed: ${err.message}`);
+        sendAnswer(res, failureAnswer(err.cause ?? err, 'snapshot generation'));
       } else {
         res.destroy();
       }
@@ -609,7 +614,7 @@ export class SnapshotService {
     try {
       await holdingConnection(res, () => this.deps.ensureReady(repo, signal));
     } catch (err) {
-      return sendText(res, 503, `Repository unavailable: ${(err as Error).message}`);
+      return sendAnswer(res, mirrorNotReadyAnswer(err));
     }
     const hasBase = () => repo.git(['-C', repo.mirrorDir, 'cat-file', '-e', `${base}^{commit}`], { timeoutMs: 30_000 }).then(() => true, () => false);
     let head = await repo.head();
@@ -690,8 +695,7 @@ export class SnapshotService {
     try {
       await holdingConnection(res, () => this.deps.ensureReady(repo, signal));
     } catch (err) {
-      if (err instanceof UpstreamRepositoryMissingError) return sendText(res, 404, `repository not found: ${err.message}`);
-      return sendText(res, 502, `clone not ready: ${(err as Error).message}`);
+      return sendAnswer(res, mirrorNotReadyAnswer(err));
     }
     const check = async () => {
       const local: Record<string, string> = {};
@@ -716,12 +720,27 @@ export class SnapshotService {
         repo.invalidateRefCheck();
       } catch (err) {
         if (upstreamLacksRepository(err)) return sendText(res, 404, `repository not found: the upstream has no repository ${repo.upstreamURL}`);
-        return sendText(res, 502, `ensure refs: ${(err as Error).message}`);
+        return sendText(res, 502, withoutServerPaths(`ensure refs: ${(err as Error).message}`));
       }
       result = await check();
     }
     sendJson(res, 200, { refs: result.local, missing_commits: result.missing, fetched });
   }
+}
+
+/**
+ * The answer for a request that needed the mirror when it could not be made ready: 404 when the
+ * upstream does not have the repository, 507 when the disk is full, else 502 with the cause (a refused redirect names the
+ * refused host), never a server path.
+ */
+function mirrorNotReadyAnswer(err: unknown): ErrorAnswer {
+  if (err instanceof UpstreamRepositoryMissingError) return { status: 404, message: `repository not found: ${err.message}` };
+  if (isOutOfSpace(err)) return failureAnswer(err, 'clone');
+  return { status: 502, message: withoutServerPaths(`clone not ready: ${(err as Error).message}`) };
+}
+
+function sendAnswer(res: ServerResponse, answer: ErrorAnswer): void {
+  sendText(res, answer.status, answer.message);
 }
 
 function snapshotHeaders(commit: string, filename: string): Record<string, string> {

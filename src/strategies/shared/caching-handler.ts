@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cache, CacheWriter } from '../../cache/cache.js';
 import type { CacheKey } from '../../cache/key.js';
+import { failureAnswer } from '../../http/error-answer.js';
 import { sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import { teeInto } from '../../util/tee.js';
@@ -89,6 +90,13 @@ export async function fetchFollowingRedirects(url: URL, headers: Record<string, 
   }
 }
 
+/** Logs a failed cache read and reports a miss, unless the answer already started. */
+function readFailedAsMiss(err: unknown, res: ServerResponse, logger: Logger): false {
+  if (res.headersSent) throw err;
+  logger.warn({ err }, 'cache read failed; fetching from upstream');
+  return false;
+}
+
 /**
  * Serves GET/HEAD from the cache; on a miss fetches upstream and streams the body to the client
  * while filling the cache, committing only when the whole upstream body arrived. Non-200
@@ -99,12 +107,15 @@ export async function serveCached(route: CachingRoute, cache: Cache, logger: Log
   let upstream: UpstreamRequest;
   try {
     key = variantKey(route.key(req), req);
-    if (await sendCacheObject(cache, key, req, res, route.responseHeaders)) return;
+    // A cache that cannot be read (a tier down, an I/O error) is a miss: the client is served
+    // from upstream rather than refused; the fill then fails on its own and is abandoned.
+    if (await sendCacheObject(cache, key, req, res, route.responseHeaders).catch((err: unknown) => readFailedAsMiss(err, res, logger))) return;
     upstream = await route.upstream(req);
   } catch (err) {
     if (err instanceof HttpError) return sendText(res, err.status, err.message);
-    logger.error({ err }, 'cache read failed');
-    return sendText(res, 500, `cache error: ${(err as Error).message}`);
+    logger.error({ err }, 'cache lookup failed');
+    const answer = failureAnswer(err, 'cache lookup');
+    return sendText(res, answer.status, answer.message);
   }
   const abort = new AbortController();
   const onClose = () => {
