@@ -1,30 +1,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import pino from 'pino';
+import { gitAsync } from '../fixtures/git-client.js';
+import { startGitRig, type GitRig } from '../fixtures/git-hoard.js';
 import { startGitUpstream, git, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
-import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { waitFor } from '../fixtures/poll.js';
+import { type TestServer } from '../fixtures/server.js';
 import { Repository } from '../../src/strategies/git/repository.js';
 import { maintainMirror } from '../../src/strategies/git/maintenance.js';
-
-const execFileAsync = promisify(execFile);
-
-async function gitAsync(args: string[], cwd?: string): Promise<string> {
-  const { stdout } = await execFileAsync('git', args, { cwd, env: { ...gitClientEnv, GIT_HTTP_USER_AGENT: 'hoard-test-client' }, maxBuffer: 64 << 20 });
-  return stdout.trim();
-}
-
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 const packFiles = async (mirror: string) => (await fs.readdir(path.join(mirror, 'objects', 'pack'))).sort();
@@ -34,38 +20,23 @@ const hasCommitGraph = async (mirror: string) => (await exists(path.join(mirror,
 const everything = (dir: string) => `${git(['for-each-ref', '--format=%(objectname) %(refname)'], dir)}\n${git(['rev-list', '--objects', '--all'], dir).split('\n').sort().join('\n')}`;
 
 describe('maintenance = true', () => {
+  let rig: GitRig;
   let upstream: GitUpstream;
   let hoard: TestServer;
   let work: string;
-  const logs: Array<Record<string, unknown>> = [];
+  let logs: Array<Record<string, unknown>>;
   before(async () => {
-    upstream = await startGitUpstream();
-    work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-maintenance-'));
-    hoard = await startTestServer({
-      logs,
-      hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone {
-  ref-check-interval = "1h"
-  maintenance = true
-}
-strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
-`,
-    });
+    rig = await startGitRig({ clone: 'ref-check-interval = "1h"\n  maintenance = true', workPrefix: 'hoard-maintenance-' });
+    ({ upstream, hoard, work, logs } = rig);
   });
-  after(async () => {
-    await hoard.close();
-    await upstream.close();
-    await fs.rm(work, { recursive: true, force: true });
-  });
+  after(() => rig.close());
 
   test('a new mirror gets a multi-pack-index with a bitmap and a commit-graph, and clones through hoard still equal upstream', async () => {
     await upstream.createRepo('org/kept.git', { files: 20, commits: 4, branches: ['topic'] });
     const bare = path.join(upstream.root, 'repos', 'org/kept.git');
     const mirror = path.join(hoard.stateDir, 'git-mirrors', upstream.hostPort, 'org/kept.git');
     await gitAsync(['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/org/kept`, path.join(work, 'first')]);
-    await waitFor('the first maintenance run', () => logs.some((l) => l['msg'] === 'mirror maintenance' && String(l['upstream']).endsWith('/org/kept') && l['outcome'] === 'maintained'));
+    await waitFor('the first maintenance run', () => logs.some((l) => l['msg'] === 'mirror maintenance' && String(l['upstream']).endsWith('/org/kept') && l['outcome'] === 'maintained'), 60_000);
     assert.ok(await exists(path.join(mirror, 'objects', 'pack', 'multi-pack-index')), `no multi-pack-index in ${(await packFiles(mirror)).join(', ')}`);
     assert.ok(await hasBitmap(mirror), `no multi-pack-index bitmap in ${(await packFiles(mirror)).join(', ')}`);
     assert.ok(await hasCommitGraph(mirror), 'no commit-graph');

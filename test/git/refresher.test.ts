@@ -1,85 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { startGitUpstream, git, gitClientEnv, type GitUpstream, type UpstreamRequest } from '../fixtures/git-upstream.js';
-import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { gitAsync, hoardOwn } from '../fixtures/git-client.js';
+import { startGitRig, type GitRig } from '../fixtures/git-hoard.js';
+import { waitFor } from '../fixtures/poll.js';
 import { REFRESH_BACKOFF_CAP_MS, refreshBackoffMs } from '../../src/strategies/git/refresher.js';
 
-const execFileAsync = promisify(execFile);
-
-async function gitAsync(args: string[], cwd?: string): Promise<string> {
-  const { stdout } = await execFileAsync('git', args, { cwd, env: { ...gitClientEnv, GIT_HTTP_USER_AGENT: 'hoard-test-client' }, maxBuffer: 64 << 20 });
-  return stdout.trim();
-}
-
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** Requests hoard's own server-side git made for a repository (clients use another user agent). */
-const hoardOwn = (requests: UpstreamRequest[], repo: string) => requests.filter((r) => r.path.includes(`/${repo}`) && (r.userAgent ?? '').startsWith('git/'));
-
-/** One hoard with its own upstream, work directory and log records. */
-interface Rig {
-  upstream: GitUpstream;
-  hoard: TestServer;
-  work: string;
-  logs: Array<Record<string, unknown>>;
-  viaHoard(repo: string): string;
-  mirrorDir(repo: string): string;
-  /** The mirror's commit for `main`, or '' while there is none. */
-  mirrorMain(repo: string): string;
-  /** Log records with this message for this repository. */
-  logged(msg: string, repo: string): Array<Record<string, unknown>>;
-  close(): Promise<void>;
-}
-
-async function startRig(cloneBlock: string): Promise<Rig> {
-  const upstream = await startGitUpstream();
-  const logs: Array<Record<string, unknown>> = [];
-  const hoard = await startTestServer({
-    logs,
-    hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone {
-  ${cloneBlock}
-}
-strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
-`,
-  });
-  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-refresher-'));
-  const mirrorDir = (repo: string) => path.join(hoard.stateDir, 'git-mirrors', upstream.hostPort, `${repo}.git`);
-  return {
-    upstream,
-    hoard,
-    work,
-    logs,
-    viaHoard: (repo) => `${hoard.url}/git/${upstream.hostPort}/${repo}`,
-    mirrorDir,
-    mirrorMain(repo) {
-      try {
-        return git(['rev-parse', 'refs/heads/main'], mirrorDir(repo));
-      } catch {
-        return '';
-      }
-    },
-    logged: (msg, repo) => logs.filter((l) => l['msg'] === msg && String(l['upstream'] ?? '').endsWith(`/${repo}`)),
-    async close() {
-      await hoard.close();
-      await upstream.close();
-      await fs.rm(work, { recursive: true, force: true });
-    },
-  };
-}
+type Rig = GitRig;
+const startRig = (clone: string) => startGitRig({ clone, workPrefix: 'hoard-refresher-' });
 
 /** Clones through hoard and waits until the mirror is Ready (so the refresher runs for it). */
 async function cloneAndWaitReady(rig: Rig, repo: string): Promise<void> {

@@ -1,34 +1,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { startGitUpstream, git, gitClientEnv, type GitUpstream, type UpstreamRequest } from '../fixtures/git-upstream.js';
+import { gitAsync, hoardOwn } from '../fixtures/git-client.js';
+import { gitHoardHcl, mirrorPath } from '../fixtures/git-hoard.js';
+import { startGitUpstream, git, type GitUpstream } from '../fixtures/git-upstream.js';
+import { waitFor } from '../fixtures/poll.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { loadConfig } from '../../src/config/load.js';
 import { allProviderSpecs } from '../../src/server/wiring.js';
 import { githubRepositoryNames, verifyGithubSignature } from '../../src/strategies/git/webhook.js';
 
-const execFileAsync = promisify(execFile);
 const SECRET = 'It’s a Secret to Everybody';
 
-async function gitAsync(args: string[], cwd?: string): Promise<string> {
-  const { stdout } = await execFileAsync('git', args, { cwd, env: { ...gitClientEnv, GIT_HTTP_USER_AGENT: 'hoard-test-client' }, maxBuffer: 64 << 20 });
-  return stdout.trim();
-}
-
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-const hoardOwn = (requests: UpstreamRequest[], repo: string) => requests.filter((r) => r.path.includes(`/${repo}`) && (r.userAgent ?? '').startsWith('git/'));
 const sign = (body: string, secret = SECRET) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
 /** A GitHub push payload (the fields hoard reads, plus some it ignores) for a repository on the test upstream. */
@@ -79,7 +65,7 @@ describe('push webhooks and the refresh route', () => {
   let remoteView: TestServer;
   let work: string;
   const viaHoard = (repo: string) => `${hoard.url}/git/${upstream.hostPort}/${repo}`;
-  const mirrorDir = (repo: string) => path.join(hoard.stateDir, 'git-mirrors', upstream.hostPort, `${repo}.git`);
+  const mirrorDir = (repo: string) => mirrorPath(hoard, upstream.hostPort, repo);
   const mirrorMain = (repo: string) => git(['rev-parse', 'refs/heads/main'], mirrorDir(repo));
   const lsRemoteMain = async (repo: string) => (await gitAsync(['ls-remote', viaHoard(repo), 'refs/heads/main'])).split('\t')[0];
 
@@ -87,18 +73,8 @@ describe('push webhooks and the refresh route', () => {
     upstream = await startGitUpstream();
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-webhook-'));
     // An hour between ref checks and no background refresh: only the webhook can bring a push in.
-    const hcl = (secret: boolean) => `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone {
-  ref-check-interval = "1h"
-  fetch-interval = "0"
-}
-strategy git {
-  plain-http-hosts = ["${upstream.hostPort}"]
-  ${secret ? 'webhook-secret = "${HOARD_TEST_WEBHOOK_SECRET}"' : ''}
-}
-`;
+    const hcl = (secret: boolean) =>
+      gitHoardHcl(upstream.hostPort, { clone: 'ref-check-interval = "1h"\n  fetch-interval = "0"', git: secret ? 'webhook-secret = "${HOARD_TEST_WEBHOOK_SECRET}"' : '' });
     hoard = await startTestServer({ hcl: hcl(true), env: { HOARD_TEST_WEBHOOK_SECRET: SECRET } });
     // The same server as a caller from another machine sees it (and without a webhook secret).
     remoteView = await startTestServer({ hcl: hcl(false), trustedRemote: () => false });
