@@ -1,17 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { git, gitClientEnv, startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
+import { CLIENT_UA, gitAsync } from '../fixtures/git-client.js';
+import { gitHoardHcl, mirrorPath } from '../fixtures/git-hoard.js';
+import { git, startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
+import { waitFor as poll } from '../fixtures/poll.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
-
-const execFileAsync = promisify(execFile);
-
-/** User agent of the test's git clients, so the upstream log tells their requests from hoard's own git. */
-const CLIENT_UA = 'hoard-test-client';
 
 let upstream: GitUpstream;
 let work: string;
@@ -20,22 +16,12 @@ let eager: TestServer;
 /** ref-check-interval = 1h: only a push-triggered refresh can make the mirror move. */
 let lazy: TestServer;
 
-async function client(args: string[], cwd?: string): Promise<string> {
-  const { stdout } = await execFileAsync('git', args, { cwd, env: { ...gitClientEnv, GIT_HTTP_USER_AGENT: CLIENT_UA }, maxBuffer: 64 << 20 });
-  return stdout.trim();
-}
-
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Polls every 20 ms, for 20 s unless told. */
+const waitFor = (what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000) => poll(what, fn, timeoutMs, 20);
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 const bare = (name: string) => path.join(upstream.root, 'repos', `${name}.git`);
-const mirrorOf = (server: TestServer, name: string) => path.join(server.stateDir, 'git-mirrors', upstream.hostPort, `${name}.git`);
+const mirrorOf = (server: TestServer, name: string) => mirrorPath(server, upstream.hostPort, name);
 const via = (server: TestServer, name: string) => `${server.url}/git/${upstream.hostPort}/${name}`;
 
 /** Every ref and where HEAD points, as one comparable string. */
@@ -45,7 +31,7 @@ const refState = (dir: string) => `${git(['symbolic-ref', 'HEAD'], dir)}\n${git(
 async function warmRepository(server: TestServer, name: string, opts: { branches?: string[]; commits?: number } = {}): Promise<string> {
   await upstream.createRepo(`${name}.git`, { files: 3, ...opts });
   const dir = path.join(work, `${name.replace(/\//g, '_')}-client`);
-  await client(['clone', '-q', via(server, name), dir]);
+  await gitAsync(['clone', '-q', via(server, name), dir]);
   await waitFor('mirror ready', () => exists(path.join(mirrorOf(server, name), 'HEAD')));
   return dir;
 }
@@ -56,12 +42,7 @@ const mirrorMatchesUpstream = (server: TestServer, name: string) => waitFor(`mir
 before(async () => {
   upstream = await startGitUpstream();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-refs-'));
-  const hcl = (interval: string) => `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone { ref-check-interval = "${interval}" }
-strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
-`;
+  const hcl = (interval: string) => gitHoardHcl(upstream.hostPort, { clone: `ref-check-interval = "${interval}"` });
   eager = await startTestServer({ hcl: hcl('1ms') });
   lazy = await startTestServer({ hcl: hcl('1h') });
 });
@@ -80,9 +61,9 @@ for (const protocol of ['0', '2']) {
       const name = `tags/annotated-v${protocol}`;
       const dir = await warmRepository(eager, name);
       git(['tag', '-a', 'v2.0', '-m', 'release', 'main'], bare(name));
-      await client([...v, 'fetch', '-q', '--tags', 'origin'], dir);
-      assert.equal(await client(['rev-parse', 'refs/tags/v2.0'], dir), git(['rev-parse', 'refs/tags/v2.0'], bare(name)));
-      assert.equal(await client(['cat-file', '-t', 'v2.0'], dir), 'tag');
+      await gitAsync([...v, 'fetch', '-q', '--tags', 'origin'], dir);
+      assert.equal(await gitAsync(['rev-parse', 'refs/tags/v2.0'], dir), git(['rev-parse', 'refs/tags/v2.0'], bare(name)));
+      assert.equal(await gitAsync(['cat-file', '-t', 'v2.0'], dir), 'tag');
       await mirrorMatchesUpstream(eager, name);
     });
 
@@ -91,29 +72,29 @@ for (const protocol of ['0', '2']) {
       const dir = await warmRepository(eager, name, { commits: 2 });
       const older = git(['rev-parse', 'main~1'], bare(name));
       git(['tag', '-f', 'v1', older], bare(name));
-      await client([...v, 'fetch', '-q', '--tags', '--force', 'origin'], dir);
-      assert.equal(await client(['rev-parse', 'refs/tags/v1'], dir), older);
+      await gitAsync([...v, 'fetch', '-q', '--tags', '--force', 'origin'], dir);
+      assert.equal(await gitAsync(['rev-parse', 'refs/tags/v1'], dir), older);
       await mirrorMatchesUpstream(eager, name);
     });
 
     test('a deleted tag', async () => {
       const name = `tags/deleted-v${protocol}`;
       const dir = await warmRepository(eager, name);
-      assert.equal(await client(['tag', '-l', 'v1'], dir), 'v1', 'control: the clone has the tag');
+      assert.equal(await gitAsync(['tag', '-l', 'v1'], dir), 'v1', 'control: the clone has the tag');
       git(['tag', '-d', 'v1'], bare(name));
-      assert.doesNotMatch(await client([...v, 'ls-remote', 'origin'], dir), /refs\/tags\/v1/);
-      await client([...v, 'fetch', '-q', '--prune', '--prune-tags', 'origin'], dir);
-      assert.equal(await client(['tag', '-l', 'v1'], dir), '');
+      assert.doesNotMatch(await gitAsync([...v, 'ls-remote', 'origin'], dir), /refs\/tags\/v1/);
+      await gitAsync([...v, 'fetch', '-q', '--prune', '--prune-tags', 'origin'], dir);
+      assert.equal(await gitAsync(['tag', '-l', 'v1'], dir), '');
       await mirrorMatchesUpstream(eager, name);
     });
 
     test('a deleted branch', async () => {
       const name = `branches/deleted-v${protocol}`;
       const dir = await warmRepository(eager, name, { branches: ['feature'] });
-      assert.match(await client(['branch', '-r'], dir), /origin\/feature/, 'control: the clone has the branch');
+      assert.match(await gitAsync(['branch', '-r'], dir), /origin\/feature/, 'control: the clone has the branch');
       git(['branch', '-D', 'feature'], bare(name));
-      await client([...v, 'fetch', '-q', '--prune', 'origin'], dir);
-      assert.doesNotMatch(await client(['branch', '-r'], dir), /origin\/feature/);
+      await gitAsync([...v, 'fetch', '-q', '--prune', 'origin'], dir);
+      assert.doesNotMatch(await gitAsync(['branch', '-r'], dir), /origin\/feature/);
       await mirrorMatchesUpstream(eager, name);
     });
 
@@ -122,15 +103,15 @@ for (const protocol of ['0', '2']) {
       await warmRepository(eager, name, { branches: ['develop'] });
       git(['symbolic-ref', 'HEAD', 'refs/heads/develop'], bare(name));
       const first = path.join(work, `default-first-v${protocol}`);
-      await client([...v, 'clone', '-q', via(eager, name), first]);
-      assert.equal(await client(['symbolic-ref', 'HEAD'], first), 'refs/heads/develop');
+      await gitAsync([...v, 'clone', '-q', via(eager, name), first]);
+      assert.equal(await gitAsync(['symbolic-ref', 'HEAD'], first), 'refs/heads/develop');
       await mirrorMatchesUpstream(eager, name);
       assert.equal(git(['symbolic-ref', 'HEAD'], mirrorOf(eager, name)), 'refs/heads/develop');
       // Now the mirror itself must say so: no client request may need upstream.
       const at = upstream.requests.length;
       const second = path.join(work, `default-second-v${protocol}`);
-      await client([...v, 'clone', '-q', via(eager, name), second]);
-      assert.equal(await client(['symbolic-ref', 'HEAD'], second), 'refs/heads/develop');
+      await gitAsync([...v, 'clone', '-q', via(eager, name), second]);
+      assert.equal(await gitAsync(['symbolic-ref', 'HEAD'], second), 'refs/heads/develop');
       assert.deepEqual(upstream.requests.slice(at).filter((r) => r.userAgent === CLIENT_UA), [], 'served from the mirror');
     });
 
@@ -138,10 +119,10 @@ for (const protocol of ['0', '2']) {
       const name = `branches/forced-v${protocol}`;
       const dir = await warmRepository(eager, name);
       await upstream.commit(`${name}.git`, 'to be rewritten');
-      await client([...v, 'fetch', '-q', 'origin'], dir);
+      await gitAsync([...v, 'fetch', '-q', 'origin'], dir);
       const forced = await upstream.commit(`${name}.git`, 'rewritten', { force: true });
-      await client([...v, 'fetch', '-q', 'origin'], dir);
-      assert.equal(await client(['rev-parse', 'origin/main'], dir), forced);
+      await gitAsync([...v, 'fetch', '-q', 'origin'], dir);
+      assert.equal(await gitAsync(['rev-parse', 'origin/main'], dir), forced);
       await mirrorMatchesUpstream(eager, name);
     });
   });
@@ -151,16 +132,16 @@ for (const protocol of ['0', '2']) {
       const name = `push/own-v${protocol}`;
       const dir = await warmRepository(lazy, name);
       await fs.writeFile(path.join(dir, 'pushed.txt'), 'through hoard\n');
-      await client(['add', '-A'], dir);
-      await client(['commit', '-q', '-m', 'pushed through hoard'], dir);
-      const pushed = await client(['rev-parse', 'HEAD'], dir);
-      await client([...v, 'push', '-q', 'origin', 'main'], dir);
+      await gitAsync(['add', '-A'], dir);
+      await gitAsync(['commit', '-q', '-m', 'pushed through hoard'], dir);
+      const pushed = await gitAsync(['rev-parse', 'HEAD'], dir);
+      await gitAsync([...v, 'push', '-q', 'origin', 'main'], dir);
       assert.equal(git(['rev-parse', 'main'], bare(name)), pushed, 'control: the push reached upstream');
       const at = upstream.requests.length;
       const fresh = path.join(work, `push-clone-v${protocol}`);
-      await Promise.all([client([...v, 'fetch', '-q', 'origin'], dir), client([...v, 'clone', '-q', via(lazy, name), fresh])]);
-      assert.equal(await client(['rev-parse', 'origin/main'], dir), pushed, 'the fetch did not move origin/main back');
-      assert.equal(await client(['rev-parse', 'HEAD'], fresh), pushed, 'the clone has the push');
+      await Promise.all([gitAsync([...v, 'fetch', '-q', 'origin'], dir), gitAsync([...v, 'clone', '-q', via(lazy, name), fresh])]);
+      assert.equal(await gitAsync(['rev-parse', 'origin/main'], dir), pushed, 'the fetch did not move origin/main back');
+      assert.equal(await gitAsync(['rev-parse', 'HEAD'], fresh), pushed, 'the clone has the push');
       assert.equal(git(['rev-parse', 'main'], mirrorOf(lazy, name)), pushed, 'the mirror was refreshed');
       assert.deepEqual(upstream.requests.slice(at).filter((r) => r.userAgent === CLIENT_UA), [], 'both were answered by the mirror');
     });

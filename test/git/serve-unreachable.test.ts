@@ -1,14 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { git, gitClientEnv, startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
+import { gitAsync } from '../fixtures/git-client.js';
+import { git, startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
+import { waitFor as poll } from '../fixtures/poll.js';
 import { startGitStrategy, type GitStrategyHarness } from './strategy-harness.js';
-
-const execFileAsync = promisify(execFile);
 
 let upstream: GitUpstream;
 let work: string;
@@ -17,21 +15,11 @@ let stateDir: string;
 const NAME = 'secrets/leaky';
 const bare = () => path.join(upstream.root, 'repos', `${NAME}.git`);
 
-async function client(args: string[], cwd?: string): Promise<string> {
-  const { stdout } = await execFileAsync('git', args, { cwd, env: gitClientEnv, maxBuffer: 64 << 20 });
-  return stdout.trim();
-}
-
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Polls every 20 ms, for 20 s unless told. */
+const waitFor = (what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000) => poll(what, fn, timeoutMs, 20);
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
-const has = (dir: string, id: string) => client(['cat-file', '-e', id], dir).then(() => true, () => false);
+const has = (dir: string, id: string) => gitAsync(['cat-file', '-e', id], dir).then(() => true, () => false);
 
 /** hoard's git strategy on the shared state directory (a restart keeps the mirror). */
 const startHoard = (serveUnreachable: boolean) =>
@@ -40,9 +28,9 @@ const startHoard = (serveUnreachable: boolean) =>
 /** `git fetch <url> <id>` into a new empty repository; true when it got the commit. */
 async function fetchById(url: string, id: string, protocol: string): Promise<boolean> {
   const dir = await fs.mkdtemp(path.join(work, 'by-id-'));
-  await client(['init', '-q', dir]);
+  await gitAsync(['init', '-q', dir]);
   try {
-    await client(['-c', `protocol.version=${protocol}`, 'fetch', '-q', url, id], dir);
+    await gitAsync(['-c', `protocol.version=${protocol}`, 'fetch', '-q', url, id], dir);
   } catch {
     return false;
   }
@@ -71,11 +59,11 @@ describe('serve-unreachable: a commit orphaned upstream is not handed out by id'
     try {
       const url = `${hoard.url}/git/${upstream.hostPort}/${NAME}`;
       const checkout = path.join(work, 'checkout');
-      await client(['clone', '-q', url, checkout]);
+      await gitAsync(['clone', '-q', url, checkout]);
       await waitFor('mirror ready', () => exists(path.join(mirror, 'HEAD')));
       orphan = await upstream.commit(`${NAME}.git`, 'commits a secret');
-      await client(['fetch', '-q', 'origin'], checkout);
-      assert.equal(await client(['rev-parse', 'origin/main'], checkout), orphan);
+      await gitAsync(['fetch', '-q', 'origin'], checkout);
+      assert.equal(await gitAsync(['rev-parse', 'origin/main'], checkout), orphan);
       await waitFor('mirror has X', () => git(['rev-parse', 'main'], mirror) === orphan);
 
       const rewritten = await upstream.commit(`${NAME}.git`, 'secret removed', { force: true });
@@ -83,7 +71,7 @@ describe('serve-unreachable: a commit orphaned upstream is not handed out by id'
       git(['gc', '-q', '--prune=now'], bare());
       assert.equal(await has(bare(), orphan), false, 'control: upstream no longer holds X');
       // The next ref listing sees the force-push; the catch-up fetch (with --prune) moves the ref.
-      await client(['ls-remote', url]);
+      await gitAsync(['ls-remote', url]);
       await waitFor('mirror follows the force-push', () => git(['rev-parse', 'main'], mirror) === rewritten);
       assert.equal(await has(mirror, orphan), true, 'the mirror still holds X: only reachability can refuse it');
       assert.equal(git(['for-each-ref', `--contains=${orphan}`], mirror), '', 'no mirror ref reaches X');

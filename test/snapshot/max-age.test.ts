@@ -6,43 +6,25 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
-import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { startGitRig, type GitRig } from '../fixtures/git-hoard.js';
+import { gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import { type TestServer } from '../fixtures/server.js';
 
 const run = promisify(execFile);
+let rig: GitRig;
 let upstream: GitUpstream;
 let hoard: TestServer;
 let work: string;
-const logs: Array<Record<string, unknown>> = [];
+let logs: Array<Record<string, unknown>>;
 
 before(async () => {
-  upstream = await startGitUpstream();
-  work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-maxage-'));
+  rig = await startGitRig({ workPrefix: 'hoard-maxage-', git: 'snapshot-interval = "1s"\n  mirror-snapshot-interval = "1s"\n  snapshot-max-age = "3s"' });
+  ({ upstream, hoard, work, logs } = rig);
   await upstream.createRepo('org/aged.git', { files: 10 });
-  hoard = await startTestServer({
-    logs,
-    hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone { ref-check-interval = "1h" }
-strategy git {
-  plain-http-hosts = ["${upstream.hostPort}"]
-  snapshot-interval = "1s"
-  mirror-snapshot-interval = "1s"
-  snapshot-max-age = "3s"
-}
-`,
-  });
 });
-after(async () => {
-  await hoard.close();
-  await upstream.close();
-  await fs.rm(work, { recursive: true, force: true });
-});
+after(() => rig.close());
 
 const runs = (msg: string) => logs.filter((l) => l['msg'] === msg).map((l) => l['commit'] as string);
 
