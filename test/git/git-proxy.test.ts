@@ -1,28 +1,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { startGitUpstream, git, gitClientEnv, type GitUpstream, type UpstreamRequest } from '../fixtures/git-upstream.js';
+import { CLIENT_UA, gitAsync } from '../fixtures/git-client.js';
+import { gitHoardHcl, startGitRig, type GitRig } from '../fixtures/git-hoard.js';
+import { git, type GitUpstream, type UpstreamRequest } from '../fixtures/git-upstream.js';
+import { waitFor as poll } from '../fixtures/poll.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
-const execFileAsync = promisify(execFile);
-
+let rig: GitRig;
 let upstream: GitUpstream;
 let hoard: TestServer;
 let work: string;
-
-/** User agent of the test's git clients, so the upstream log tells their requests from hoard's own git. */
-const CLIENT_UA = 'hoard-test-client';
-
-async function gitAsync(args: string[], cwd?: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const { stdout } = await execFileAsync('git', args, { cwd, env: { ...gitClientEnv, GIT_HTTP_USER_AGENT: CLIENT_UA, ...env }, maxBuffer: 64 << 20 });
-  return stdout.trim();
-}
 
 /** Requests hoard's own server-side git made (clone, fetch, ls-remote) for a repository. */
 const hoardOwn = (requests: UpstreamRequest[], repo: string) => requests.filter((r) => r.path.includes(repo) && (r.userAgent ?? '').startsWith('git/'));
@@ -53,35 +44,18 @@ function rawRequest(base: string, rawPath: string, opts: { method?: string; head
   });
 }
 
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls every 50 ms, for 20 s unless told. */
+const waitFor = (what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000) => poll(what, fn, timeoutMs, 50);
 
-const viaHoard = (repo: string) => `${hoard.url}/git/${upstream.hostPort}/${repo}`;
-const mirrorDir = (repo: string) => path.join(hoard.stateDir, 'git-mirrors', upstream.hostPort, `${repo.replace(/\.git$/, '')}.git`);
+const viaHoard = (repo: string) => rig.viaHoard(repo);
+const mirrorDir = (repo: string) => rig.mirrorDir(repo);
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 
 before(async () => {
-  upstream = await startGitUpstream();
-  work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-git-'));
-  hoard = await startTestServer({
-    hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone { ref-check-interval = "1h" }
-strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
-`,
-  });
+  rig = await startGitRig({ workPrefix: 'hoard-git-' });
+  ({ upstream, hoard, work } = rig);
 });
-after(async () => {
-  await hoard.close();
-  await upstream.close();
-  await fs.rm(work, { recursive: true, force: true });
-});
+after(() => rig.close());
 
 describe('git smart-HTTP proxy', () => {
   test('cold clone works, builds a mirror; a warm clone makes no upstream calls', async () => {
@@ -343,14 +317,7 @@ strategy git {
 describe('git proxy: stale refs', () => {
   let eager: TestServer;
   before(async () => {
-    eager = await startTestServer({
-      hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone { ref-check-interval = "1ms" }
-strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
-`,
-    });
+    eager = await startTestServer({ hcl: gitHoardHcl(upstream.hostPort, { clone: 'ref-check-interval = "1ms"' }) });
   });
   after(async () => {
     await eager.close();
