@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { checkConditions, resolveRange } from '../../src/cache/conditional.js';
 import { isCacheError } from '../../src/cache/errors.js';
-import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import { startGitRig, type GitRig } from '../fixtures/git-hoard.js';
+import { gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { startS3rver } from '../fixtures/s3rver.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
@@ -126,31 +126,20 @@ describe('object API and request framing', () => {
 });
 
 describe('git: malformed upload-pack bodies and missing repositories', () => {
+  let rig: GitRig;
   let upstream: GitUpstream;
   let hoard: TestServer;
   let work: string;
   before(async () => {
-    upstream = await startGitUpstream();
-    work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-details-'));
-    hoard = await startTestServer({
-      hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone { ref-check-interval = "1h" }
-strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
-`,
-    });
+    rig = await startGitRig({ workPrefix: 'hoard-details-' });
+    ({ upstream, hoard, work } = rig);
     await upstream.createRepo('org/framed.git', { files: 3 });
     // A first clone through hoard builds the mirror, so later requests reach `git upload-pack`.
     await run('git', ['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/org/framed`, path.join(work, 'first')], { env: gitClientEnv });
     const mirror = path.join(hoard.stateDir, 'git-mirrors', upstream.hostPort, 'org/framed.git', 'HEAD');
     for (let i = 0; i < 600 && !(await fs.stat(mirror).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
   });
-  after(async () => {
-    await hoard.close();
-    await upstream.close();
-    await fs.rm(work, { recursive: true, force: true });
-  });
+  after(() => rig.close());
 
   const sha = '0123456789abcdef0123456789abcdef01234567';
   const pkt = (line: string) => `${(line.length + 4).toString(16).padStart(4, '0')}${line}`;

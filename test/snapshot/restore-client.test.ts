@@ -2,14 +2,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gitRestore } from '../../src/client/git-restore.js';
-import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
-import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { startGitRig, type GitRig } from '../fixtures/git-hoard.js';
+import { gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import { type TestServer } from '../fixtures/server.js';
 
 const run = promisify(execFile);
+let rig: GitRig;
 let upstream: GitUpstream;
 let hoard: TestServer;
 let work: string;
@@ -34,24 +35,12 @@ function hoardCli(args: string[], opts: { tty?: boolean } = {}): Promise<{ code:
 }
 
 before(async () => {
-  upstream = await startGitUpstream();
-  work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-restore-client-'));
-  hoard = await startTestServer({
-    hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone { ref-check-interval = "1h" }
-strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
-`,
-  });
+  rig = await startGitRig({ workPrefix: 'hoard-restore-client-' });
+  ({ upstream, hoard, work } = rig);
   // Incompressible bytes so the snapshot spans several 64 KiB chunks (many ranged requests).
   await upstream.createRepo('org/merge.git', { files: 300, branches: ['develop'], randomBytes: 400_000 });
 });
-after(async () => {
-  await hoard.close();
-  await upstream.close();
-  await fs.rm(work, { recursive: true, force: true });
-});
+after(() => rig.close());
 
 describe('hoard git restore (client)', () => {
   test('restoring into an existing non-empty directory merges: the repository lands and the files already there stay', async () => {
