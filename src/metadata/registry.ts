@@ -28,10 +28,15 @@ export const metadataProviders: MetadataProvider[] = [
       schema: z.strictObject({
         bucket: z.string().min(1).describe('Bucket for `.metadata/` objects (must exist; may be the cache bucket).'),
         'sync-interval': duration().default(15_000).describe('How long a replica reuses a read value (the cross-replica staleness window).'),
-        'lock-ttl': duration().optional().describe('Accepted for cachew compatibility; unused.'),
+        'lock-ttl': duration()
+          .optional()
+          .describe('Deprecated in cachew, whose S3 journal no longer takes locks; hoard claims by conditional writes and has no lock to time out, so setting it logs a start-up warning and changes nothing.'),
       }),
     },
-    async create(config: { bucket: string; 'sync-interval': number }, env) {
+    async create(config: { bucket: string; 'sync-interval': number; 'lock-ttl'?: number }, env) {
+      if (config['lock-ttl'] !== undefined) {
+        env.logger?.warn({ attribute: 'metadata s3 { lock-ttl }' }, 'metadata s3: lock-ttl has no effect in hoard (claims are conditional writes that expire on their own; cachew deprecated it too)');
+      }
       const client = sharedS3Client({ ...DEFAULT_S3_SETTINGS, ...((env.blocks['s3'] ?? {}) as Partial<S3Settings>) });
       await verifyBucket(client, config.bucket, 'metadata s3');
       const store = new S3MetadataStore({ client, bucket: config.bucket, syncIntervalMs: config['sync-interval'] });

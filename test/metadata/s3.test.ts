@@ -97,3 +97,19 @@ test('metadata s3: with S3 unreachable, reads serve the last value seen and a fa
     await own.stop();
   }
 });
+
+test("metadata s3 { lock-ttl } (cachew's deprecated attribute) loads with a warning that names it and says why", async () => {
+  const { metadataProviders } = await import('../../src/metadata/registry.js');
+  const provider = metadataProviders.find((p) => p.spec.name === 's3')!;
+  const warnings: string[] = [];
+  const logger = { warn: (_obj: object, msg: string) => void warnings.push(msg) };
+  const blocks = { s3: { endpoint: s3.endpoint, region: 'us-east-1', 'use-ssl': false, 'use-path-style': true, 'access-key-id': 'S3RVER', 'secret-access-key': 'S3RVER' } };
+  const config = provider.spec.schema.parse({ bucket: s3.bucket, 'lock-ttl': '30s' });
+  const withLockTtl = await provider.create(config, { state: '/tmp', blocks, logger });
+  await withLockTtl.close();
+  assert.ok(warnings.some((w) => /lock-ttl has no effect in hoard/.test(w)), warnings.join('\n'));
+  const before = warnings.length;
+  const plain = await provider.create(provider.spec.schema.parse({ bucket: s3.bucket }), { state: '/tmp', blocks, logger });
+  await plain.close();
+  assert.ok(!warnings.slice(before).some((w) => /lock-ttl/.test(w)), 'no warning when it is not set');
+});
