@@ -23,6 +23,7 @@ let mountError: string | undefined;
 before(async () => {
   upstream = await startGitUpstream();
   await upstream.createRepo('org/app.git', { files: 30, commits: 3 });
+  await upstream.createRepo('org/other.git', { files: 3 });
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-diskfull-'));
   mountPoint = path.join(work, 'tmpfs');
   await fs.mkdir(mountPoint);
@@ -125,6 +126,18 @@ test('a full state filesystem: clear 507 for object writes, nothing half-written
     assert.equal(snap.status, 507, `a snapshot that cannot be made for lack of space answers 507: ${text}`);
     assert.match(text, /insufficient storage/i);
     assert.ok(!text.includes(mountPoint) && !text.includes(os.tmpdir()), `the answer names no server path: ${text}`);
+  }
+  // A first clone on the full disk fails: requests waiting for it are told 507 too, not the git
+  // error naming the mirror directory.
+  const otherUrl = `${hoard.url}/git/${upstream.hostPort}/org/other.git`;
+  for (const [what, request] of [
+    ['ensure-refs', fetch(`${otherUrl}/ensure-refs`, { method: 'POST', body: '{"refs":{"refs/heads/main":""}}' })],
+    ['snapshot', fetch(`${otherUrl}/snapshot.tar.zst`)],
+  ] as const) {
+    const res = await request;
+    const text = await res.text();
+    assert.equal(res.status, 507, `${what} for a repository that cannot be cloned for lack of space: ${text}`);
+    assert.ok(!text.includes(mountPoint) && !text.includes(os.tmpdir()), `${what}: the answer names no server path: ${text}`);
   }
   assert.equal((await fetch(`${hoard.url}/_liveness`)).status, 200);
 

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cache } from '../../cache/cache.js';
 import { parseKey, type CacheKey } from '../../cache/key.js';
+import { withoutServerPaths } from '../../http/error-answer.js';
 import { sendText } from '../../server/router.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../shared/git-mirrors.js';
@@ -83,7 +84,7 @@ export class PrivateModuleServer {
       this.logger.warn({ err, module: request.module }, 'private module request failed');
       // Like the GOPROXY library's bad-upstream answer: a 404 nobody may keep, so the go command
       // moves on (to `direct`) now and asks again later.
-      sendText(res, 404, `not found: fetching ${request.module} from its git repository failed: ${(err as Error).message}`, { 'cache-control': CACHE_CONTROL.upstreamFailed });
+      sendText(res, 404, withoutServerPaths(`not found: fetching ${request.module} from its git repository failed: ${(err as Error).message}`), { 'cache-control': CACHE_CONTROL.upstreamFailed });
     } finally {
       res.off('close', onClose);
     }
