@@ -1,8 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
-import { startGitUpstream, git, type GitUpstream } from '../fixtures/git-upstream.js';
+import { promisify } from 'node:util';
+import { startGitUpstream, git, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
 async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
@@ -77,6 +82,17 @@ strategy git {
     await waitFor('the refresher to fetch the new commit', () => mirrorMain(hoard, upstream.hostPort, 'org/warm') === head);
     assert.equal(logged(logs, 'background refresh stopped: no client request for refresh-idle', 'org/warm').length, 0);
   });
+
+  test('refresh-idle still stops a repository that is not listed', async () => {
+    const work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-prefetch-'));
+    try {
+      await promisify(execFile)('git', ['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/org/other`, path.join(work, 'other')], { env: gitClientEnv });
+      await waitFor('the unlisted repository to go idle', () => logged(logs, 'background refresh stopped: no client request for refresh-idle', 'org/other').length > 0);
+      assert.equal(logged(logs, 'background refresh stopped: no client request for refresh-idle', 'org/warm').length, 0);
+    } finally {
+      await fs.rm(work, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('git prefetch: entries are validated at start-up', () => {
@@ -120,19 +136,31 @@ describe('git prefetch: an unreachable upstream', () => {
   let upstream: GitUpstream;
   let hoard: TestServer;
   const logs: Array<Record<string, unknown>> = [];
+  // An upstream that accepts connections and never answers (a firewall dropping packets, a hung
+  // server): a start-up that waited for its clone would not come up before clone-timeout.
+  let blackhole: net.Server;
+  const held = new Set<net.Socket>();
+  let blackholeHost = '';
   before(async () => {
     upstream = await startGitUpstream();
     await upstream.createRepo('org/down.git');
     upstream.setUp(false);
+    blackhole = net.createServer((socket) => {
+      held.add(socket);
+      socket.on('close', () => held.delete(socket));
+    });
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    blackholeHost = `127.0.0.1:${(blackhole.address() as AddressInfo).port}`;
     hoard = await startTestServer({
       logs,
       hcl: `cache disk {}
 metadata memory {}
 metrics { port = 0 }
+git-clone { clone-timeout = "5s" }
 strategy git {
-  plain-http-hosts = ["${upstream.hostPort}"]
+  plain-http-hosts = ["${upstream.hostPort}", "${blackholeHost}"]
   mirror-restore-retry = "100ms"
-  prefetch = ["${upstream.hostPort}/org/down"]
+  prefetch = ["${upstream.hostPort}/org/down", "${blackholeHost}/org/hung"]
 }
 `,
     });
@@ -140,6 +168,17 @@ strategy git {
   after(async () => {
     await hoard?.close();
     await upstream?.close();
+    for (const socket of held) socket.destroy();
+    await new Promise<void>((resolve) => (blackhole ? blackhole.close(() => resolve()) : resolve()));
+  });
+
+  test('a hung upstream: start-up and liveness do not wait for its clone, which times out and is retried', async () => {
+    // hoard is up (startTestServer returned) and answers, and the clone has not ended: start-up did not wait for it.
+    assert.equal((await fetch(`${hoard.url}/_liveness`)).status, 200);
+    assert.equal((await fetch(`${hoard.url}/_readiness`)).status, 200);
+    assert.equal(logged(logs, 'clone failed', 'org/hung').length, 0, 'the clone of the hung upstream is still in flight');
+    await waitFor('the clone of the hung upstream to connect', () => held.size > 0);
+    await waitFor('the hung clone to time out and be retried', () => logged(logs, 'prefetch failed; will retry', 'org/hung').length > 0, 30_000);
   });
 
   test('does not block liveness or readiness; failures are logged and retried with backoff until it is back', async () => {
