@@ -21,6 +21,11 @@ export interface DiskCacheOptions {
   evictIntervalMs: number;
   /** Test hook: replaces the body write so storage failures (ENOSPC) can be simulated. */
   writeChunk?: (handle: fs.FileHandle, chunk: Buffer) => Promise<void>;
+  /**
+   * Test hook: runs between a read's index lookup and its open of the body, where a real reader
+   * may wait (a busy thread pool) while replacements commit and remove the revision it found.
+   */
+  beforeBodyOpen?: () => Promise<void>;
 }
 
 /**
@@ -193,6 +198,7 @@ class DiskBackend implements Backend {
       // promise-based reads and served a 1 GiB object ~25% slower (1.15 vs 1.55 GB/s to curl).
       let fd: number;
       try {
+        await this.opts.beforeBodyOpen?.();
         fd = await openForRead(path.join(this.dirOf(ns, key), `${key}.${entry.rev}`), 'r');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.index.get(`${ns}/${key}`) !== entry) continue;

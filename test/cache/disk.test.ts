@@ -111,6 +111,39 @@ test('disk: concurrent replacement never splices headers and bytes', async () =>
   await cache.close();
 });
 
+test('disk: a read overtaken by replacements between its lookup and its open still gets one whole revision; a delete in that window is a miss', async () => {
+  const root = await tempDir();
+  let overtake: (() => Promise<void>) | undefined;
+  const cache = await createDiskCache({ ...options(root), beforeBodyOpen: () => overtake?.() ?? Promise.resolve() });
+  const ns = cache.namespace('race');
+  const key = parseKey('k');
+  const bodies: Buffer[] = [];
+  const write = async () => {
+    const body = randomBytes(100_000 + bodies.length);
+    bodies.push(body);
+    await put(ns, 'k', body, {}, { etag: createHash('sha256').update(body).digest('hex') });
+  };
+  await write();
+  // Every attempt of the read finds its revision replaced (and its body removed) before it opens
+  // it, five times over: the read must follow the index rather than give up after a few tries.
+  let overtaken = 0;
+  overtake = async () => {
+    if (overtaken++ < 5) await write();
+  };
+  const got = await ns.open(key);
+  const body = await readAll(got.body);
+  assert.equal(overtaken, 6, 'the read was overtaken five times, then opened');
+  assert.ok(body.equals(bodies.at(-1)!), 'the read got the newest revision');
+  assert.equal(got.headers['etag'], `"${createHash('sha256').update(body).digest('hex')}"`);
+  // A delete in the same window: the object is gone, and the read says so.
+  overtake = async () => {
+    overtake = undefined;
+    await ns.delete(key);
+  };
+  await assert.rejects(ns.open(key), /not found/);
+  await cache.close();
+});
+
 test('disk: ENOSPC fails the write with insufficient-storage, stores nothing, later writes work', async () => {
   const root = await tempDir();
   let full = true;
