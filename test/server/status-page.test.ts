@@ -85,6 +85,13 @@ after(async () => {
 async function traffic(): Promise<void> {
   await upstream.createRepo('acme/widgets.git', { files: 20 });
   await execFileAsync('git', ['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/acme/widgets.git`, path.join(work, 'widgets')], { env: gitClientEnv });
+  // Once the mirror is Ready a second clone is served from it (a git hit).
+  for (const deadline = Date.now() + 30_000; !(await fetch(`${hoard.url}/?format=json`).then((r) => r.text())).includes('"state":"ready"') && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await execFileAsync('git', ['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/acme/widgets.git`, path.join(work, 'widgets-warm')], { env: gitClientEnv });
+  // A repository the upstream lacks: its clone fails, which hoard logs (recent errors).
+  await assert.rejects(execFileAsync('git', ['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/acme/missing.git`, path.join(work, 'missing')], { env: gitClientEnv }));
   const snapshot = await fetch(`${hoard.url}/git/${upstream.hostPort}/acme/widgets/snapshot.tar.zst`);
   assert.equal(snapshot.status, 200);
   await snapshot.arrayBuffer();
@@ -133,7 +140,8 @@ describe('status page in headless Chromium', { skip }, () => {
     const api = strategies.find((cells) => cells[0] === 'api');
     // Two hits and one miss: 66.7 %.
     assert.equal(api?.[1], '66.7%', JSON.stringify(strategies));
-    assert.ok(strategies.some((cells) => cells[0] === 'git'), 'git answers counted');
+    const gitRow = strategies.find((cells) => cells[0] === 'git');
+    assert.ok(gitRow && Number(gitRow[2]) >= 1 && Number(gitRow[3]) >= 1, `git hits and misses: ${JSON.stringify(gitRow)}`);
 
     const tiers = await page.evaluate(tableRows, 'tiers');
     assert.deepEqual(tiers.map((cells) => cells[1]?.split(':')[0]), ['memory', 'disk']);
@@ -141,6 +149,9 @@ describe('status page in headless Chromium', { skip }, () => {
     const dead = upstreams.find((cells) => cells[0] === deadHost);
     assert.ok(dead && Number(dead[2]) >= 1, `errors of ${deadHost} in ${JSON.stringify(upstreams)}`);
     assert.ok(upstreams.some((cells) => cells[0] === originHost && cells[2] === '0'));
+
+    const errors = await page.evaluate(tableRows, 'errors');
+    assert.ok(errors.some((cells) => cells[1] === 'warn' || cells[1] === 'error'), `recent errors: ${JSON.stringify(errors)}`);
 
     if (process.env['HOARD_UPDATE_SCREENSHOT'] === '1') await page.screenshot({ path: SCREENSHOT, type: 'png' });
     const shot = Buffer.from(await page.screenshot({ type: 'png' }));

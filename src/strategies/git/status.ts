@@ -5,9 +5,12 @@ import { artifactKey } from './snapshots.js';
 
 /** How long a repository's snapshot figures are reused before the cache is asked again. */
 const SNAPSHOT_MEMO_MS = 30_000;
+/** The same for "no snapshot": shorter, so a first snapshot shows up soon after it is written. */
+const NO_SNAPSHOT_MEMO_MS = 5_000;
 
 interface SnapshotFigures {
   readAt: number;
+  found: boolean;
   value: Promise<{ at: number; bytes: number } | undefined>;
 }
 
@@ -47,7 +50,7 @@ export class GitStatus {
   private snapshotOf(upstreamURL: string): Promise<{ at: number; bytes: number } | undefined> {
     const now = Date.now();
     const memo = this.snapshots.get(upstreamURL);
-    if (memo && now - memo.readAt < SNAPSHOT_MEMO_MS) return memo.value;
+    if (memo && now - memo.readAt < (memo.found ? SNAPSHOT_MEMO_MS : NO_SNAPSHOT_MEMO_MS)) return memo.value;
     const value = this.cache.stat(artifactKey(upstreamURL, 'snapshot')).then(
       (st) => {
         const at = Date.parse(st.headers['last-modified'] ?? '');
@@ -56,7 +59,9 @@ export class GitStatus {
       // Not found (no snapshot yet) or a tier unavailable: no figures this time.
       () => undefined,
     );
-    this.snapshots.set(upstreamURL, { readAt: now, value });
+    const figures: SnapshotFigures = { readAt: now, found: true, value };
+    void value.then((v) => (figures.found = v !== undefined));
+    this.snapshots.set(upstreamURL, figures);
     return value;
   }
 }

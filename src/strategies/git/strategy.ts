@@ -551,6 +551,8 @@ class GitStrategy implements Strategy, MirrorRefresh {
     const repo = this.repository(parsed);
     if (repo.state === 'ready') return this.serveFromMirror(req, res, repo, parsed, forwardUrl, body);
     this.startClone(repo);
+    // A cache miss for the metrics and status page: upstream answers while the mirror is built.
+    res.setHeader('x-hoard-cache', 'miss');
     if (isInfoRefs || !body) return this.forwardRead(req, res, forwardUrl, body);
     return this.serveFromSpool(req, res, repo, forwardUrl, body);
   }
@@ -719,6 +721,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
       let flushed = false;
       const flush = () => {
         flushed = true;
+        res.setHeader('x-hoard-cache', 'hit');
         res.writeHead(cgi.status, cgi.headers);
         for (const chunk of held) res.write(chunk);
         held.length = 0;
