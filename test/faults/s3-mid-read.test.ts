@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
+import { s3ConfigBlock, type S3rverHandle, startS3rver } from '../fixtures/s3rver.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
 const MiB = 1024 * 1024;
@@ -60,14 +60,7 @@ before(async () => {
   proxy = await startFaultProxy(new URL(s3.endpoint));
   const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   hoard = await startTestServer({
-    hcl: `s3 {
-  endpoint = "${endpoint}"
-  region = "us-east-1"
-  use-ssl = false
-  use-path-style = true
-  access-key-id = "S3RVER"
-  secret-access-key = "S3RVER"
-}
+    hcl: `${s3ConfigBlock(endpoint)}
 cache s3 {
   bucket = "${s3.bucket}"
   download-part-size-mb = 4

@@ -16,7 +16,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { sharedS3Client } from '../../src/cache/s3-client.js';
 import { artifactKey } from '../../src/strategies/git/snapshots.js';
 import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
-import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
+import { s3ConfigBlock, type S3rverHandle, startS3rver } from '../fixtures/s3rver.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
 const run = promisify(execFile);
@@ -27,18 +27,9 @@ let upstream: GitUpstream;
 let work: string;
 const replicas: TestServer[] = [];
 
-const s3Block = (endpoint = s3.endpoint) => `s3 {
-  endpoint = "${endpoint}"
-  region = "us-east-1"
-  use-ssl = false
-  use-path-style = true
-  access-key-id = "S3RVER"
-  secret-access-key = "S3RVER"
-}`;
-
 async function replica(logs?: Array<Record<string, unknown>>, s3Endpoint?: string): Promise<TestServer> {
   const server = await startTestServer({
-    hcl: `${s3Block(s3Endpoint)}
+    hcl: `${s3ConfigBlock(s3Endpoint ?? s3.endpoint)}
 cache disk {}
 cache s3 { bucket = "${s3.bucket}" }
 metadata s3 {

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startHoardProcess, stopAllHoardProcesses, type HoardProcess } from '../fixtures/hoard-process.js';
-import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
+import { s3ConfigBlock, type S3rverHandle, startS3rver } from '../fixtures/s3rver.js';
 
 const SYNC_INTERVAL_MS = 1000;
 /**
@@ -48,14 +48,7 @@ async function startReplica(name: string): Promise<Replica> {
 bind = "127.0.0.1:0"
 metrics { port = 0 }
 log { level = "warn" }
-s3 {
-  endpoint = "${s3.endpoint}"
-  region = "us-east-1"
-  use-ssl = false
-  use-path-style = true
-  access-key-id = "S3RVER"
-  secret-access-key = "S3RVER"
-}
+${s3ConfigBlock(s3.endpoint)}
 cache disk {}
 cache s3 { bucket = "${s3.bucket}" }
 metadata s3 {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { sharedS3Client } from '../../src/cache/s3-client.js';
 import { startHoardProcess, type HoardProcess } from '../fixtures/hoard-process.js';
-import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
+import { s3ConfigBlock, type S3rverHandle, startS3rver } from '../fixtures/s3rver.js';
 import { startTestServer } from '../fixtures/server.js';
 
 const MiB = 1024 * 1024;
@@ -25,15 +25,6 @@ after(async () => {
   await fs.rm(work, { recursive: true, force: true });
 });
 
-const s3Block = (s3: S3rverHandle) => `s3 {
-  endpoint = "${s3.endpoint}"
-  region = "us-east-1"
-  use-ssl = false
-  use-path-style = true
-  access-key-id = "S3RVER"
-  secret-access-key = "S3RVER"
-}`;
-
 const listed = async (s3: S3rverHandle, prefix: string) => {
   const client = sharedS3Client({ endpoint: s3.endpoint, region: 'us-east-1', 'use-ssl': false, 'skip-ssl-verify': false, 'use-path-style': true, 'access-key-id': 'S3RVER', 'secret-access-key': 'S3RVER' });
   return ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key);
@@ -44,7 +35,7 @@ test('kill -9 of a hoard process during an S3 upload leaves nothing visible', as
   const state = path.join(work, 'killed');
   await fs.mkdir(state);
   const config = path.join(state, 'hoard.hcl');
-  await fs.writeFile(config, `state = "${state}"\nbind = "127.0.0.1:0"\nmetrics { port = 0 }\n${s3Block(s3)}\ncache s3 {\n  bucket = "${s3.bucket}"\n  upload-part-size-mb = 5\n}\nmetadata memory {}\n`);
+  await fs.writeFile(config, `state = "${state}"\nbind = "127.0.0.1:0"\nmetrics { port = 0 }\n${s3ConfigBlock(s3.endpoint)}\ncache s3 {\n  bucket = "${s3.bucket}"\n  upload-part-size-mb = 5\n}\nmetadata memory {}\n`);
   let hoard: HoardProcess | undefined;
   try {
     hoard = await startHoardProcess({ config, run: 'sources', startTimeoutMs: 30_000 });
@@ -60,7 +51,7 @@ test('kill -9 of a hoard process during an S3 upload leaves nothing visible', as
     await hoard.stop();
     upload.destroy();
     assert.deepEqual(await listed(s3, 'crashy/'), [], 'no body or index object became visible');
-    const reader = await startTestServer({ hcl: `${s3Block(s3)}\ncache s3 { bucket = "${s3.bucket}" }\nmetadata memory {}\nmetrics { port = 0 }\n` });
+    const reader = await startTestServer({ hcl: `${s3ConfigBlock(s3.endpoint)}\ncache s3 { bucket = "${s3.bucket}" }\nmetadata memory {}\nmetrics { port = 0 }\n` });
     try {
       assert.equal((await fetch(`${reader.url}/api/v1/object/crashy/big`)).status, 404);
     } finally {
@@ -75,7 +66,7 @@ test('kill -9 of a hoard process during an S3 upload leaves nothing visible', as
 test('S3 unreachable (cache s3 + metadata s3): the disk tier keeps serving, writes fail with a clear error, start-up names the problem', async () => {
   const s3 = await startS3rver();
   const metadata = `metadata s3 {\n  bucket = "${s3.bucket}"\n  sync-interval = "1s"\n}`;
-  const hcl = `${s3Block(s3)}\ncache disk {}\ncache s3 { bucket = "${s3.bucket}" }\n${metadata}\nmetrics { port = 0 }\n`;
+  const hcl = `${s3ConfigBlock(s3.endpoint)}\ncache disk {}\ncache s3 { bucket = "${s3.bucket}" }\n${metadata}\nmetrics { port = 0 }\n`;
   const logs: Array<Record<string, unknown>> = [];
   const server = await startTestServer({ hcl, logs });
   // The HTTP answer names the operation; the cause (which S3 call, which network error) is in the
@@ -115,7 +106,7 @@ test('S3 unreachable (cache s3 + metadata s3): the disk tier keeps serving, writ
   await assert.rejects(startTestServer({ hcl }), /cache s3: S3 bucket "hoard-test" is not usable \(.*ECONNREFUSED/);
   // With only the metadata store on S3, start-up names that block.
   await assert.rejects(
-    startTestServer({ hcl: `${s3Block(s3)}\ncache disk {}\n${metadata}\nmetrics { port = 0 }\n` }),
+    startTestServer({ hcl: `${s3ConfigBlock(s3.endpoint)}\ncache disk {}\n${metadata}\nmetrics { port = 0 }\n` }),
     /metadata s3: S3 bucket "hoard-test" is not usable \(.*ECONNREFUSED/,
   );
 });

@@ -16,7 +16,7 @@ import { checkConditions, resolveRange } from '../../src/cache/conditional.js';
 import { isCacheError } from '../../src/cache/errors.js';
 import { startGitRig, type GitRig } from '../fixtures/git-hoard.js';
 import { gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
-import { startS3rver } from '../fixtures/s3rver.js';
+import { s3ConfigBlock, startS3rver } from '../fixtures/s3rver.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
 const run = promisify(execFile);
@@ -208,14 +208,7 @@ describe('object API while the authoritative S3 tier is down', () => {
   test('writes and reads answer 503 naming the tier; a local hit still serves', async () => {
     const s3 = await startS3rver();
     const hoard = await startTestServer({
-      hcl: `s3 {
-  endpoint = "${s3.endpoint}"
-  region = "us-east-1"
-  use-ssl = false
-  use-path-style = true
-  access-key-id = "S3RVER"
-  secret-access-key = "S3RVER"
-}
+      hcl: `${s3ConfigBlock(s3.endpoint)}
 cache disk {}
 cache s3 { bucket = "${s3.bucket}" }
 metadata memory {}

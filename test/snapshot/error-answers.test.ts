@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
-import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
+import { s3ConfigBlock, type S3rverHandle, startS3rver } from '../fixtures/s3rver.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
 const BASE = 'a'.repeat(40);
@@ -103,14 +103,7 @@ describe('while the authoritative S3 tier is down', () => {
     await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
     filesHost = `127.0.0.1:${(files.address() as AddressInfo).port}`;
     hoard = await startTestServer({
-      hcl: `s3 {
-  endpoint = "${s3.endpoint}"
-  region = "us-east-1"
-  use-ssl = false
-  use-path-style = true
-  access-key-id = "S3RVER"
-  secret-access-key = "S3RVER"
-}
+      hcl: `${s3ConfigBlock(s3.endpoint)}
 cache disk {}
 cache s3 { bucket = "${s3.bucket}" }
 metadata memory {}
