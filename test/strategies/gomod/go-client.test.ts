@@ -1,10 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ChildProcessError, runChild } from '../../../src/util/process.js';
+import { buildGoApp, goClientEnv, runGo } from '../../fixtures/go-client.js';
 import { startGoproxy, writeGoproxyDir, type GoModuleVersion, type GoproxyServer } from '../../fixtures/goproxy.js';
 import { startTestServer, type TestServer } from '../../fixtures/server.js';
 
@@ -14,13 +14,6 @@ import { startTestServer, type TestServer } from '../../fixtures/server.js';
  * percent-encodes as `%21x`), then an offline rebuild from hoard's cache alone.
  */
 
-function findGo(): string {
-  const onPath = spawnSync('sh', ['-c', 'command -v go'], { encoding: 'utf8' }).stdout.trim();
-  if (onPath) return onPath;
-  if (existsSync('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
-  assert.fail('the go command is needed for this test (.ci/run installs golang-go)');
-}
-const GO = findGo();
 
 const MODULES: GoModuleVersion[] = [
   {
@@ -79,49 +72,10 @@ after(async () => {
 });
 
 /** The environment of an isolated go command using hoard as its only proxy. */
-function goEnv(home: string): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env['PATH'],
-    HOME: home,
-    GOPATH: path.join(home, 'gopath'),
-    GOMODCACHE: path.join(home, 'modcache'),
-    GOCACHE: path.join(tmp, 'gocache'),
-    GOENV: 'off',
-    GOFLAGS: '-mod=mod',
-    GOPROXY: `${hoard.url}/gomod`,
-    GOSUMDB: 'off',
-    GONOSUMDB: '*',
-    GONOSUMCHECK: '1',
-    GOPRIVATE: '',
-    GONOPROXY: '',
-    GOTOOLCHAIN: 'local',
-    GO111MODULE: 'on',
-    CGO_ENABLED: '0',
-  };
-}
-
-async function go(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
-  try {
-    return await runChild(GO, args, { cwd, env, timeoutMs: 180_000, stderrLimit: 64 << 10 });
-  } catch (err) {
-    if (err instanceof ChildProcessError) assert.fail(`go ${args.join(' ')} failed: ${err.message}\n${err.stderrText}`);
-    throw err;
-  }
-}
+const goEnv = (home: string) => goClientEnv({ home, buildCache: path.join(tmp, 'gocache'), proxy: `${hoard.url}/gomod` });
 
 /** Writes the app, downloads its modules through hoard, builds it and returns what it prints. */
-async function buildApp(home: string): Promise<string> {
-  const app = path.join(home, 'app');
-  await fs.mkdir(app, { recursive: true });
-  await fs.writeFile(path.join(app, 'go.mod'), APP_GO_MOD);
-  await fs.writeFile(path.join(app, 'main.go'), APP_MAIN);
-  const env = goEnv(home);
-  await go(['mod', 'download'], app, env);
-  await go(['build', '-o', 'app', '.'], app, env);
-  const run = spawnSync(path.join(app, 'app'), { encoding: 'utf8', timeout: 30_000 });
-  assert.equal(run.status, 0, run.stderr);
-  return run.stderr.trim();
-}
+const buildApp = (home: string) => buildGoApp(home, { goMod: APP_GO_MOD, main: APP_MAIN }, goEnv(home));
 
 describe('gomod with the real go client', () => {
   test('upper-case module paths and pre-releases download, build, and rebuild offline from the cache', async () => {

@@ -1,13 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ChildProcessError, runChild } from '../../../src/util/process.js';
 import { git, startGitUpstream, type GitUpstream } from '../../fixtures/git-upstream.js';
+import { buildGoApp, goClientEnv, runGo } from '../../fixtures/go-client.js';
 import { startTestServer, type TestServer } from '../../fixtures/server.js';
 
 /**
@@ -18,13 +18,6 @@ import { startTestServer, type TestServer } from '../../fixtures/server.js';
  * cache once the git upstream is gone.
  */
 
-function findGo(): string {
-  const onPath = spawnSync('sh', ['-c', 'command -v go'], { encoding: 'utf8' }).stdout.trim();
-  if (onPath) return onPath;
-  if (existsSync('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
-  assert.fail('the go command is needed for this test (.ci/run installs golang-go)');
-}
-const GO = findGo();
 
 let tmp: string;
 let upstream: GitUpstream;
@@ -143,35 +136,9 @@ after(async () => {
   }
 });
 
-function goEnv(home: string): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env['PATH'],
-    HOME: home,
-    GOPATH: path.join(home, 'gopath'),
-    GOMODCACHE: path.join(home, 'modcache'),
-    GOCACHE: path.join(tmp, 'gocache'),
-    GOENV: 'off',
-    GOFLAGS: '-mod=mod',
-    GOPROXY: `${hoard.url}/gomod`,
-    // Private modules: no public checksum database, but still through the proxy (GONOPROXY=none).
-    GOPRIVATE: 'example.com/private/*',
-    GONOPROXY: 'none',
-    GONOSUMDB: 'example.com/private/*',
-    GOSUMDB: 'off',
-    GOTOOLCHAIN: 'local',
-    GO111MODULE: 'on',
-    CGO_ENABLED: '0',
-  };
-}
+/** The go command's environment: private modules skip the public checksum database, but still go through hoard (GONOPROXY=none). */
+const goEnv = (home: string) => goClientEnv({ home, buildCache: path.join(tmp, 'gocache'), proxy: `${hoard.url}/gomod`, privatePaths: 'example.com/private/*' });
 
-async function go(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
-  try {
-    return await runChild(GO, args, { cwd, env, timeoutMs: 180_000, stderrLimit: 64 << 10 });
-  } catch (err) {
-    if (err instanceof ChildProcessError) assert.fail(`go ${args.join(' ')} failed: ${err.message}\n${err.stderrText}`);
-    throw err;
-  }
-}
 
 const APP_MAIN = `package main
 
@@ -198,18 +165,7 @@ require (
 )
 `;
 
-async function buildApp(home: string, libVersion: string): Promise<string> {
-  const app = path.join(home, 'app');
-  await fs.mkdir(app, { recursive: true });
-  await fs.writeFile(path.join(app, 'go.mod'), appGoMod(libVersion));
-  await fs.writeFile(path.join(app, 'main.go'), APP_MAIN);
-  const env = goEnv(home);
-  await go(['mod', 'download'], app, env);
-  await go(['build', '-o', 'app', '.'], app, env);
-  const run = spawnSync(path.join(app, 'app'), { encoding: 'utf8', timeout: 30_000 });
-  assert.equal(run.status, 0, run.stderr);
-  return run.stderr.trim();
-}
+const buildApp = (home: string, libVersion: string) => buildGoApp(home, { goMod: appGoMod(libVersion), main: APP_MAIN }, goEnv(home));
 
 async function listFiles(dir: string, prefix = ''): Promise<string[]> {
   const out: string[] = [];
@@ -226,7 +182,7 @@ describe('private modules from git mirrors with the real go client', () => {
     const home = path.join(tmp, 'list');
     await fs.mkdir(home, { recursive: true });
     const env = goEnv(home);
-    const versions = async (module: string) => (await go(['list', '-m', '-versions', module], home, env)).trim();
+    const versions = async (module: string) => (await runGo(['list', '-m', '-versions', module], home, env)).trim();
     assert.equal(await versions('example.com/private/lib'), 'example.com/private/lib v1.0.0 v1.1.0');
     assert.equal(await versions('example.com/private/lib/sub/mod'), 'example.com/private/lib/sub/mod v0.2.0');
     assert.equal(await versions('example.com/private/lib/v2'), 'example.com/private/lib/v2 v2.0.0');
@@ -264,8 +220,8 @@ describe('private modules from git mirrors with the real go client', () => {
     await fs.writeFile(gitConfig, `[url "${upstream.url}/"]\n\tinsteadOf = https://example.com/\n`);
     const directEnv = { ...goEnv(direct), GOPROXY: 'direct', GIT_CONFIG_GLOBAL: gitConfig, GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0' };
     for (const target of ['example.com/private/golden.git@v1.0.0', 'example.com/private/golden.git@v1.0.1', 'example.com/private/golden.git/sub/mod@v1.0.0']) {
-      const ours = JSON.parse(await go(['mod', 'download', '-json', target], viaHoard, goEnv(viaHoard))) as { Sum: string; GoModSum: string; Dir: string };
-      const theirs = JSON.parse(await go(['mod', 'download', '-json', target], direct, directEnv)) as { Sum: string; GoModSum: string; Dir: string };
+      const ours = JSON.parse(await runGo(['mod', 'download', '-json', target], viaHoard, goEnv(viaHoard))) as { Sum: string; GoModSum: string; Dir: string };
+      const theirs = JSON.parse(await runGo(['mod', 'download', '-json', target], direct, directEnv)) as { Sum: string; GoModSum: string; Dir: string };
       assert.equal(ours.Sum, theirs.Sum, `${target}: ${JSON.stringify(await listFiles(ours.Dir))} vs ${JSON.stringify(await listFiles(theirs.Dir))}`);
       assert.equal(ours.GoModSum, theirs.GoModSum, target);
     }
@@ -287,14 +243,14 @@ describe('private modules from git mirrors with the real go client', () => {
     assert.equal(await fs.readFile(path.join(modcache, 'cache/download/example.com/private/nomod/@v/v0.1.0.mod'), 'utf8'), 'module example.com/private/nomod\n');
 
     // An untagged commit: a pseudo-version after the highest tag among its ancestors.
-    await go(['get', `example.com/private/lib@${headCommit.slice(0, 12)}`], app, env);
+    await runGo(['get', `example.com/private/lib@${headCommit.slice(0, 12)}`], app, env);
     const goMod = await fs.readFile(path.join(app, 'go.mod'), 'utf8');
     const pseudo = /example\.com\/private\/lib (v1\.1\.1-0\.\d{14}-[0-9a-f]{12})\n/.exec(goMod)?.[1];
     assert.ok(pseudo, goMod);
     assert.ok(pseudo.endsWith(headCommit.slice(0, 12)), pseudo);
-    await go(['build', '-o', 'app', '.'], app, env);
+    await runGo(['build', '-o', 'app', '.'], app, env);
     assert.equal(spawnSync(path.join(app, 'app'), { encoding: 'utf8' }).stderr.trim(), 'lib-head sub-mod-v0.2.0 lib-v2.0.0 major-v2.1.0 nomod-v0.1.0');
-    assert.match(await go(['mod', 'verify'], app, env), /all modules verified/);
+    assert.match(await runGo(['mod', 'verify'], app, env), /all modules verified/);
 
     // A pseudo-version whose timestamp is not the commit's is refused.
     const forged = pseudo.replace(/\.(\d{14})-/, (_m, ts: string) => `.${String(Number(ts.slice(0, 4)) - 1)}${ts.slice(4)}-`);
