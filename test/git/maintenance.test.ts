@@ -9,6 +9,7 @@ import { startGitRig, type GitRig } from '../fixtures/git-hoard.js';
 import { startGitUpstream, git, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { waitFor } from '../fixtures/poll.js';
 import { type TestServer } from '../fixtures/server.js';
+import { testRepoSettings } from '../fixtures/repo-settings.js';
 import { Repository } from '../../src/strategies/git/repository.js';
 import { maintainMirror } from '../../src/strategies/git/maintenance.js';
 
@@ -70,20 +71,7 @@ describe('maintainMirror', () => {
     repo = new Repository(
       bare,
       mirror,
-      {
-        mirrorRoot: root,
-        scratchRoot: path.join(root, '.scratch'),
-        gitEnv: { ...gitClientEnv, GIT_ALLOW_PROTOCOL: 'file' },
-        cloneTimeoutMs: 60_000,
-        fetchTimeoutMs: 60_000,
-        lsRemoteTimeoutMs: 60_000,
-        refCheckIntervalMs: 3_600_000,
-        packThreads: 0,
-        repackTimeoutMs: 60_000,
-        repackThreads: 1,
-        serveUnreachable: false,
-        logger: pino({ level: 'silent' }),
-      },
+      testRepoSettings(root, { gitEnv: { ...gitClientEnv, GIT_ALLOW_PROTOCOL: 'file' }, lsRemoteTimeoutMs: 60_000, refCheckIntervalMs: 3_600_000, packThreads: 0 }),
       'ready',
     );
     await repo.configure();

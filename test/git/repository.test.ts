@@ -6,6 +6,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { Repository, type RepoSettings } from '../../src/strategies/git/repository.js';
 import { git, startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
+import { testRepoSettings } from '../fixtures/repo-settings.js';
 
 let upstream: GitUpstream;
 let root: string;
@@ -19,22 +20,7 @@ after(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
 
-function settings(): RepoSettings {
-  return {
-    mirrorRoot: path.join(root, 'mirrors'),
-    scratchRoot: path.join(root, 'mirrors', '.scratch'),
-    gitEnv: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_ALLOW_PROTOCOL: 'http:https' },
-    cloneTimeoutMs: 60_000,
-    fetchTimeoutMs: 60_000,
-    lsRemoteTimeoutMs: 30_000,
-    refCheckIntervalMs: 0,
-    packThreads: 1,
-    repackTimeoutMs: 60_000,
-    repackThreads: 1,
-    serveUnreachable: false,
-    logger: pino({ level: 'silent' }),
-  };
-}
+const settings = (): RepoSettings => testRepoSettings(path.join(root, 'mirrors'));
 
 async function readyRepository(name: string): Promise<Repository> {
   await upstream.createRepo(`${name}.git`, { files: 3 });

@@ -11,6 +11,7 @@ import pino from 'pino';
 import { Repository } from '../../src/strategies/git/repository.js';
 import { git, startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { testRepoSettings } from '../fixtures/repo-settings.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -138,21 +139,7 @@ describe('git upstream redirects', () => {
     git(['clone', '-q', '--mirror', path.join(target.root, 'repos', 'org', 'repo.git'), dir]);
     const upstreamURL = `http://${redirectorHost}/org/repo.git`;
     git(['config', 'remote.origin.url', upstreamURL], dir);
-    const repo = new Repository(upstreamURL, dir, {
-      mirrorRoot: mirrors,
-      scratchRoot: path.join(mirrors, '.scratch'),
-      gitEnv: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_ALLOW_PROTOCOL: 'http:https' },
-      cloneTimeoutMs: 60_000,
-      fetchTimeoutMs: 60_000,
-      lsRemoteTimeoutMs: 30_000,
-      refCheckIntervalMs: 0,
-      packThreads: 1,
-      repackTimeoutMs: 60_000,
-      repackThreads: 1,
-    serveUnreachable: false,
-      logger: pino({ level: 'silent' }),
-      hostAllowed: (host) => host === redirectorHost,
-    }, 'ready');
+    const repo = new Repository(upstreamURL, dir, testRepoSettings(mirrors, { hostAllowed: (host) => host === redirectorHost }), 'ready');
     await assert.rejects(repo.fetch(), re(`upstream ${redirectorHost} redirected to ${target.hostPort}, which is not in allowed-hosts`));
     assert.equal(await repo.refsStale(), false);
     assert.deepEqual(target.requests, []);

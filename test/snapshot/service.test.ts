@@ -22,6 +22,7 @@ import type { StoredHeaders } from '../../src/cache/headers.js';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { Repository, type RepoSettings } from '../../src/strategies/git/repository.js';
 import { artifactKey, CorruptMirrorSnapshotError, SnapshotService } from '../../src/strategies/git/snapshots.js';
+import { testRepoSettings } from '../fixtures/repo-settings.js';
 
 const GIT_ENV = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -165,20 +166,7 @@ before(async () => {
     { mode: 0o755 },
   );
   process.env['PATH'] = `${bin}${path.delimiter}${process.env['PATH'] ?? ''}`;
-  settings = {
-    mirrorRoot: path.join(work, 'mirrors'),
-    scratchRoot: path.join(work, 'scratch'),
-    gitEnv: GIT_ENV,
-    cloneTimeoutMs: 60_000,
-    fetchTimeoutMs: 60_000,
-    lsRemoteTimeoutMs: 10_000,
-    refCheckIntervalMs: 10_000,
-    packThreads: 1,
-    repackTimeoutMs: 60_000,
-    repackThreads: 1,
-    serveUnreachable: false,
-    logger: pino({ level: 'silent' }),
-  };
+  settings = testRepoSettings(path.join(work, 'mirrors'), { scratchRoot: path.join(work, 'scratch'), gitEnv: GIT_ENV, lsRemoteTimeoutMs: 10_000, refCheckIntervalMs: 10_000 });
   cache = new ProbeCache(createMemoryCache({ limitBytes: 64 << 20, maxTtlMs: 3_600_000 }).namespace('git'));
   service = new SnapshotService({
     cache,
