@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { startGitUpstream, git, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { startGitStrategy } from './strategy-harness.js';
 
 async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -192,5 +193,47 @@ strategy git {
     assert.equal((await fetch(`${hoard.url}/_liveness`)).status, 200);
     upstream.setUp(true);
     await waitFor('the prefetch to succeed once upstream is back', () => snapshotCached(hoard, upstream.hostPort, 'org/down'), 60_000);
+  });
+});
+
+describe('git prefetch: a mirror left by a previous run', () => {
+  test('is kept, not cloned again; its snapshot is of upstream HEAD; with upstream down and snapshot-interval set, the mirror as it is still gets one', async () => {
+    const upstream = await startGitUpstream();
+    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-prefetch-restart-'));
+    const gitBlock = { 'plain-http-hosts': [upstream.hostPort], prefetch: [`${upstream.hostPort}/org/kept`], 'mirror-restore-retry': '100ms' };
+    // Each harness has its own memory cache: a snapshot after a restart was made by that run.
+    const snapshotCommit = async (url: string) => {
+      const res = await fetch(`${url}/git/${upstream.hostPort}/org/kept/snapshot.tar.zst`, { method: 'HEAD' });
+      return res.status === 200 ? (res.headers.get('x-cachew-snapshot-commit') ?? '') : '';
+    };
+    try {
+      await upstream.createRepo('org/kept.git');
+      const first = await startGitStrategy({ stateDir, git: gitBlock, clone: { 'fetch-interval': 0 } });
+      try {
+        await waitFor('the first run to prefetch', async () => (await snapshotCommit(first.url)) !== '');
+      } finally {
+        await first.close();
+      }
+
+      const head = await upstream.commit('org/kept.git', 'while hoard was down');
+      const second = await startGitStrategy({ stateDir, git: gitBlock, clone: { 'fetch-interval': 0 } });
+      try {
+        await waitFor('the second run to snapshot upstream HEAD', async () => (await snapshotCommit(second.url)) === head);
+        assert.equal(second.logs.filter((l) => l['msg'] === 'mirror ready').length, 0, 'no clone: the discovered mirror was kept');
+      } finally {
+        await second.close();
+      }
+
+      upstream.setUp(false);
+      const third = await startGitStrategy({ stateDir, git: { ...gitBlock, 'snapshot-interval': '1h' }, clone: { 'fetch-interval': 0 } });
+      try {
+        await waitFor('the third run to snapshot the mirror as it is', async () => (await snapshotCommit(third.url)) === head);
+      } finally {
+        await third.close();
+      }
+    } finally {
+      await upstream.close();
+      await fs.rm(stateDir, { recursive: true, force: true });
+    }
   });
 });
