@@ -122,6 +122,11 @@ describe('git prefetch: entries are validated at start-up', () => {
     assert.match(message, /prefetch\[2\]: "github\.com" is not a repository hoard could serve/);
   });
 
+  test('two entries naming one repository are refused', async () => {
+    const message = await refused('  prefetch = ["GitHub.com/org/repo", "github.com/org/repo.git"]');
+    assert.match(message, /prefetch\[1\]: "github\.com\/org\/repo\.git" names the same repository as prefetch\[0\]/);
+  });
+
   test('an entry whose host is not in allowed-hosts refuses start-up', async () => {
     const message = await refused('  allowed-hosts = ["github.com"]\n  prefetch = ["github.com/org/a", "gitlab.com/org/b"]');
     assert.match(message, /test\.hcl:7:\d+: strategy git: prefetch\[1\]: "gitlab\.com\/org\/b": host gitlab\.com is not in allowed-hosts \(github\.com\)/);
