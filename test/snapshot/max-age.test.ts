@@ -9,35 +9,25 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startGitRig, type GitRig } from '../fixtures/git-hoard.js';
-import { gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
-import { type TestServer } from '../fixtures/server.js';
+import { gitClientEnv } from '../fixtures/git-upstream.js';
+import { waitFor } from '../fixtures/poll.js';
 
 const run = promisify(execFile);
 let rig: GitRig;
-let upstream: GitUpstream;
-let hoard: TestServer;
-let work: string;
-let logs: Array<Record<string, unknown>>;
 
 before(async () => {
   rig = await startGitRig({ workPrefix: 'hoard-maxage-', git: 'snapshot-interval = "1s"\n  mirror-snapshot-interval = "1s"\n  snapshot-max-age = "3s"' });
-  ({ upstream, hoard, work, logs } = rig);
-  await upstream.createRepo('org/aged.git', { files: 10 });
+  await rig.upstream.createRepo('org/aged.git', { files: 10 });
 });
 after(() => rig.close());
 
-const runs = (msg: string) => logs.filter((l) => l['msg'] === msg).map((l) => l['commit'] as string);
+const runs = (msg: string) => rig.logs.filter((l) => l['msg'] === msg).map((l) => l['commit'] as string);
 
-async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(logs.filter((l) => (l['level'] as number) >= 40))}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Polls every 100 ms; a timeout names the warnings and errors hoard logged. */
+const until = (check: () => boolean, what: string, timeoutMs = 30_000) => waitFor(what, check, timeoutMs, 100, rig.loggedProblems);
 
 test('an unchanged snapshot is skipped while young and regenerated once older than snapshot-max-age', async () => {
-  await run('git', ['clone', '-q', `${hoard.url}/git/${upstream.hostPort}/org/aged.git`, path.join(work, 'c')], { env: gitClientEnv });
+  await run('git', ['clone', '-q', `${rig.hoard.url}/git/${rig.upstream.hostPort}/org/aged.git`, path.join(rig.work, 'c')], { env: gitClientEnv });
   for (const msg of ['workstation snapshot', 'mirror snapshot']) {
     await until(() => runs(msg).includes('unchanged'), `an unchanged ${msg} run`);
     const head = runs(msg).find((c) => c !== 'unchanged') ?? '';
@@ -51,14 +41,14 @@ test('an unchanged snapshot is skipped while young and regenerated once older th
 });
 
 test('a failing fetch before the workstation snapshot is logged and the snapshot job still runs', async () => {
-  upstream.setUp(false);
+  rig.upstream.setUp(false);
   try {
-    const mark = logs.length;
-    await until(() => logs.slice(mark).some((l) => l['msg'] === 'fetch before the workstation snapshot failed; snapshotting the mirror as it is'), 'the pre-fetch failure');
-    await until(() => logs.slice(mark).filter((l) => l['msg'] === 'workstation snapshot').length >= 2, 'snapshot runs while upstream is down');
-    const failed = logs.slice(mark).filter((l) => l['msg'] === 'periodic job failed' && String(l['job']).includes('snapshot') && !String(l['job']).includes('mirror'));
+    const mark = rig.logs.length;
+    await until(() => rig.logs.slice(mark).some((l) => l['msg'] === 'fetch before the workstation snapshot failed; snapshotting the mirror as it is'), 'the pre-fetch failure');
+    await until(() => rig.logs.slice(mark).filter((l) => l['msg'] === 'workstation snapshot').length >= 2, 'snapshot runs while upstream is down');
+    const failed = rig.logs.slice(mark).filter((l) => l['msg'] === 'periodic job failed' && String(l['job']).includes('snapshot') && !String(l['job']).includes('mirror'));
     assert.deepEqual(failed, [], 'the snapshot job itself did not fail');
   } finally {
-    upstream.setUp(true);
+    rig.upstream.setUp(true);
   }
 });
