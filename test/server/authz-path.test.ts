@@ -1,4 +1,4 @@
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
@@ -9,6 +9,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { isAllowed } from '../../src/server/authz.js';
 import { normaliseRequestPath } from '../../src/server/request-path.js';
 import { allProviderSpecs, startServer, type RunningServer } from '../../src/server/wiring.js';
+import { fileCleanups } from '../fixtures/cleanups.js';
 
 /**
  * How a remote caller is exercised from a test that can only reach loopback:
@@ -20,10 +21,7 @@ import { allProviderSpecs, startServer, type RunningServer } from '../../src/ser
  *     then genuinely not loopback.
  */
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const { defer } = fileCleanups();
 
 async function boot(opts: { host: string; trustedRemote?: (a: string | undefined) => boolean }): Promise<RunningServer> {
   const state = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-authz-'));
@@ -35,7 +33,7 @@ async function boot(opts: { host: string; trustedRemote?: (a: string | undefined
     source: 'authz.hcl',
   });
   const server = await startServer(cfg, { logger: pino({ level: 'silent' }), listen: { host: opts.host, port: 0 }, ...(opts.trustedRemote ? { trustedRemote: opts.trustedRemote } : {}) });
-  cleanups.push(async () => {
+  defer(async () => {
     await server.close();
     await fs.rm(state, { recursive: true, force: true });
   });

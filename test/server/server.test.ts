@@ -1,10 +1,9 @@
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { startHoardProcess, type HoardProcess } from '../fixtures/hoard-process.js';
@@ -14,17 +13,9 @@ import { createHttpServer } from '../../src/server/http-server.js';
 import { ServerMetrics } from '../../src/server/metrics.js';
 import { Router } from '../../src/server/router.js';
 import { mountObjectApi } from '../../src/strategies/api/object-api.js';
+import { fileCleanups } from '../fixtures/cleanups.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-srv-'));
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { defer, tempDir } = fileCleanups('hoard-srv-');
 
 describe('default authorization policy', () => {
   test('loopback addresses', () => {
@@ -61,7 +52,7 @@ describe('storage failures', () => {
     mountObjectApi(router, cache, logger);
     const server = createHttpServer({ router, logger, metrics: new ServerMetrics('test') });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(async () => {
+    defer(async () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await cache.close();
@@ -140,7 +131,7 @@ describe('hoard serve as a real process', () => {
  */
 async function serveProcess(args: string[], env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Promise<HoardProcess> {
   const srv = await startHoardProcess({ args, env: { HOARD_CONFIG: '', ...env }, cwd, run: 'sources', startTimeoutMs: 30_000 });
-  cleanups.push(() => srv.stop());
+  defer(() => srv.stop());
   return srv;
 }
 

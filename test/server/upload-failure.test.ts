@@ -1,9 +1,8 @@
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import pino from 'pino';
@@ -14,18 +13,10 @@ import { createHttpServer } from '../../src/server/http-server.js';
 import { ServerMetrics } from '../../src/server/metrics.js';
 import { Router } from '../../src/server/router.js';
 import { mountObjectApi } from '../../src/strategies/api/object-api.js';
+import { fileCleanups } from '../fixtures/cleanups.js';
 
 const MiB = 1 << 20;
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-upload-'));
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { defer, tempDir } = fileCleanups('hoard-upload-');
 
 /** The object API over `cache` on a real loopback listener. */
 async function serve(cache: Cache, opts: { idleTimeoutMs?: number } = {}): Promise<string> {
@@ -34,7 +25,7 @@ async function serve(cache: Cache, opts: { idleTimeoutMs?: number } = {}): Promi
   mountObjectApi(router, cache, logger);
   const server = createHttpServer({ router, logger, metrics: new ServerMetrics('test'), ...opts });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(async () => {
+  defer(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     await cache.close();
