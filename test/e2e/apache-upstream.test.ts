@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { startApacheGit, type ApacheGitUpstream } from '../fixtures/apache-git.js';
 import { git, gitClientEnv } from '../fixtures/git-upstream.js';
+import { waitFor } from '../fixtures/poll.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { startGitStrategy } from '../git/strategy-harness.js';
 import { mirrorRelativePath } from '../../src/strategies/git/repo-names.js';
@@ -39,14 +40,6 @@ const viaHoard = (name: string, server = hoard.url) => `${server}/git/${apache.h
 const direct = (name: string) => `${apache.url}/${urlName(name)}`;
 const mirrorOf = (stateDir: string, name: string) => path.join(stateDir, 'git-mirrors', mirrorRelativePath(apache.hostPort, `git/${name.replace(/\.git$/, '')}`));
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
-
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** What a clone holds: HEAD (commit and what it names) and every ref with its object. */
 async function stateOf(dir: string): Promise<{ head: string; headRef: string; refs: string }> {

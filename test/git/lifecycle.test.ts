@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { git, gitClientEnv, startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
+import { waitFor as poll } from '../fixtures/poll.js';
 import { startGitStrategy } from './strategy-harness.js';
 
 const execFileAsync = promisify(execFile);
@@ -28,13 +29,8 @@ async function gitClient(args: string[]): Promise<void> {
   await execFileAsync('git', args, { env: { ...gitClientEnv, GIT_HTTP_USER_AGENT: CLIENT_UA }, maxBuffer: 64 << 20 });
 }
 
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls every 50 ms, for 20 s unless told. */
+const waitFor = (what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000) => poll(what, fn, timeoutMs, 50);
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 const copyDir = (from: string, to: string) => fs.mkdir(path.dirname(to), { recursive: true }).then(() => fs.cp(from, to, { recursive: true }));

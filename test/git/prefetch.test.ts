@@ -8,16 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startGitUpstream, git, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import { waitFor } from '../fixtures/poll.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { startGitStrategy } from './strategy-harness.js';
-
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** HEAD of the workstation snapshot: answers from the cache only, never generates or warms a mirror. */
 async function snapshotCached(hoard: TestServer, hostPort: string, repo: string): Promise<boolean> {

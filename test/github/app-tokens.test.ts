@@ -4,6 +4,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
+import { waitFor as poll } from '../fixtures/poll.js';
 import { createGitHubAppTokens, type GitHubAppBlock } from '../../src/github/app-tokens.js';
 import { startTestServer } from '../fixtures/server.js';
 import { generateAppKey, keyDir, startFakeGitHub, writeKeyFile, type FakeApp, type FakeGitHub, type TestAppKey } from './fake-github.js';
@@ -21,13 +22,8 @@ function capture(sink: Array<Record<string, unknown>>) {
   return pino({ level: 'debug' }, { write: (line: string) => void sink.push(JSON.parse(line) as Record<string, unknown>) });
 }
 
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Polls every 20 ms, for 10 s unless told. */
+const waitFor = (what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 10_000) => poll(what, fn, timeoutMs, 20);
 
 before(async () => {
   dir = await keyDir();
