@@ -1,21 +1,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { gitRestore } from '../../src/client/git-restore.js';
+import { gitAsync } from '../fixtures/git-client.js';
 import { startGitRig, type GitRig } from '../fixtures/git-hoard.js';
-import { gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import { type GitUpstream } from '../fixtures/git-upstream.js';
 import { type TestServer } from '../fixtures/server.js';
 
-const run = promisify(execFile);
 let rig: GitRig;
 let upstream: GitUpstream;
 let hoard: TestServer;
 let work: string;
 
-const gitOut = async (args: string[], cwd: string) => (await run('git', args, { cwd, env: gitClientEnv, maxBuffer: 1 << 26 })).stdout.trim();
 const upstreamUrl = (repo: string) => `http://${upstream.hostPort}/${repo}`;
 const cli = ['--import', 'tsx', path.resolve('src/cli/main.ts')];
 
@@ -51,12 +49,12 @@ describe('hoard git restore (client)', () => {
     const size = Number((await fetch(`${hoard.url}/git/${upstream.hostPort}/org/merge/snapshot.tar.zst`, { method: 'HEAD' })).headers.get('content-length'));
     assert.ok(size > 4 * 64 * 1024, `snapshot of ${size} bytes spans several chunks`);
     assert.equal(await fs.readFile(path.join(target, 'notes.local'), 'utf8'), 'mine\n');
-    const head = await gitOut(['rev-parse', 'HEAD'], target);
+    const head = await gitAsync(['rev-parse', 'HEAD'], target);
     assert.equal(head, result.head);
-    assert.equal(head, await gitOut(['rev-parse', 'HEAD'], path.join(upstream.root, 'repos', 'org/merge.git')));
+    assert.equal(head, await gitAsync(['rev-parse', 'HEAD'], path.join(upstream.root, 'repos', 'org/merge.git')));
     // The only difference from a clean checkout is the file that was already there.
-    assert.equal(await gitOut(['status', '--porcelain'], target), '?? notes.local');
-    assert.equal(await gitOut(['remote', 'get-url', 'origin'], target), upstreamUrl('org/merge'));
+    assert.equal(await gitAsync(['status', '--porcelain'], target), '?? notes.local');
+    assert.equal(await gitAsync(['remote', 'get-url', 'origin'], target), upstreamUrl('org/merge'));
   });
 
   test('a new target that cannot be completed leaves nothing behind (no target, no staging directory)', async () => {

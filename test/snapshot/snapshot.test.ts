@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gitRestore, NoSnapshotError } from '../../src/client/git-restore.js';
 import { artifactKey } from '../../src/strategies/git/snapshots.js';
-import { startGitUpstream, git, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
+import { gitAsync } from '../fixtures/git-client.js';
+import { startGitUpstream, git, type GitUpstream } from '../fixtures/git-upstream.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
 const run = promisify(execFile);
@@ -26,7 +27,6 @@ const generations = (repo: string) => logs.filter((l) => l['msg'] === 'generatin
 const upstreamHits = (repo: string) => upstream.requests.filter((r) => r.path.includes(`/${repo}`)).length;
 const mirrorDir = (repo: string) => path.join(hoard.stateDir, 'git-mirrors', upstream.hostPort, `${repo}.git`);
 
-const gitAsync = async (args: string[], cwd?: string) => (await run('git', args, { cwd, env: gitClientEnv, maxBuffer: 1 << 26 })).stdout.trim();
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 const snap = (repo: string) => `${hoard.url}/git/${upstream.hostPort}/${repo}/snapshot.tar.zst`;
 const upstreamUrl = (repo: string) => `http://${upstream.hostPort}/${repo}`;
