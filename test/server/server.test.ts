@@ -3,17 +3,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
 import { startHoardProcess, type HoardProcess } from '../fixtures/hoard-process.js';
 import { isAllowed, isLoopbackAddress } from '../../src/server/authz.js';
-import { createDiskCache } from '../../src/cache/disk.js';
-import { createHttpServer } from '../../src/server/http-server.js';
-import { ServerMetrics } from '../../src/server/metrics.js';
-import { Router } from '../../src/server/router.js';
-import { mountObjectApi } from '../../src/strategies/api/object-api.js';
 import { fileCleanups } from '../fixtures/cleanups.js';
+import { diskCacheRunningOutOfSpace, serveObjectApi } from '../fixtures/object-api.js';
 
 const { defer, tempDir } = fileCleanups('hoard-srv-');
 
@@ -37,27 +32,8 @@ describe('storage failures', () => {
   test('ENOSPC on upload → 507 with a clear message, nothing stored, server keeps serving', async () => {
     const root = await tempDir();
     let full = true;
-    const cache = await createDiskCache({
-      root,
-      limitBytes: 1 << 30,
-      maxTtlMs: 3_600_000,
-      evictIntervalMs: 60_000,
-      writeChunk: async (handle, chunk) => {
-        if (full) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-        await handle.write(chunk);
-      },
-    });
-    const router = new Router();
-    const logger = pino({ level: 'silent' });
-    mountObjectApi(router, cache, logger);
-    const server = createHttpServer({ router, logger, metrics: new ServerMetrics('test') });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    defer(async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await cache.close();
-    });
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const cache = await diskCacheRunningOutOfSpace(root, () => full);
+    const base = await serveObjectApi(cache, defer);
     const res = await fetch(`${base}/api/v1/object/ns/k`, { method: 'POST', body: 'data' });
     assert.equal(res.status, 507);
     assert.match(await res.text(), /Insufficient storage: cache storage is full \(ENOSPC\)/);

@@ -2,52 +2,26 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import pino from 'pino';
 import type { Cache } from '../../src/cache/cache.js';
-import { createDiskCache } from '../../src/cache/disk.js';
 import { createMemoryCache } from '../../src/cache/memory.js';
-import { createHttpServer } from '../../src/server/http-server.js';
-import { ServerMetrics } from '../../src/server/metrics.js';
-import { Router } from '../../src/server/router.js';
-import { mountObjectApi } from '../../src/strategies/api/object-api.js';
 import { fileCleanups } from '../fixtures/cleanups.js';
+import { diskCacheRunningOutOfSpace, serveObjectApi } from '../fixtures/object-api.js';
 
 const MiB = 1 << 20;
 const { defer, tempDir } = fileCleanups('hoard-upload-');
 
 /** The object API over `cache` on a real loopback listener. */
-async function serve(cache: Cache, opts: { idleTimeoutMs?: number } = {}): Promise<string> {
-  const router = new Router();
-  const logger = pino({ level: 'silent' });
-  mountObjectApi(router, cache, logger);
-  const server = createHttpServer({ router, logger, metrics: new ServerMetrics('test'), ...opts });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  defer(async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await cache.close();
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+const serve = (cache: Cache, opts: { idleTimeoutMs?: number } = {}) => serveObjectApi(cache, defer, opts);
 
 /** A disk cache whose body writes fail with ENOSPC once `budget` bytes were written in total. */
 async function diskFailingAfter(budget: number): Promise<{ cache: Cache; root: string; setBudget(n: number): void }> {
   const root = await tempDir();
   let left = budget;
-  const cache = await createDiskCache({
-    root,
-    limitBytes: 1 << 30,
-    maxTtlMs: 3_600_000,
-    evictIntervalMs: 60_000,
-    writeChunk: async (handle, chunk) => {
-      left -= chunk.length;
-      if (left < 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-      await handle.write(chunk);
-    },
-  });
+  const cache = await diskCacheRunningOutOfSpace(root, (bytes) => (left -= bytes) < 0);
+
   return { cache, root, setBudget: (n) => void (left = n) };
 }
 
