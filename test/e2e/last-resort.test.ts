@@ -24,13 +24,7 @@ after(async () => {
 });
 
 /** Log records of the fixture (JSON lines). */
-function records(): Array<Record<string, unknown>> {
-  return fixture
-    .log()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
+const records = () => fixture.records();
 
 async function waitForRecord(match: (r: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
   for (let i = 0; i < 500; i++) {

@@ -159,11 +159,7 @@ describe('hoard serve start-up and logs', () => {
     srv.child.kill('SIGTERM');
     assert.equal(await srv.exited, 0);
 
-    const records = srv
-      .log()
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = srv.records();
     const requests = records.filter((r) => r['msg'] === 'request');
     const find = (method: string, uri: string) => requests.find((r) => r['method'] === method && r['uri'] === uri);
     const post = find('POST', '/api/v1/object/logs/k');
@@ -191,11 +187,7 @@ describe('hoard serve start-up and logs', () => {
     assert.equal((await fetch(`http://127.0.0.1:${srv.port}/no/such/route`, { headers: { 'x-request-id': 'req-42' } })).status, 404);
     srv.child.kill('SIGTERM');
     assert.equal(await srv.exited, 0);
-    const records = srv
-      .log()
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = srv.records();
     const line = records.find((r) => r['message'] === 'request' && r['path'] === '/no/such/route');
     assert.ok(line, srv.log());
     assert.equal(line['request_id'], 'req-42');
