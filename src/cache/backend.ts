@@ -1,5 +1,5 @@
 import { Readable, Writable } from 'node:stream';
-import type { Cache, CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
+import type { Cache, CacheStats, CacheWriter, CreateOptions, OpenResult, StaleRead, StatResult } from './cache.js';
 import type { Conditions, ReadConditions } from './conditional.js';
 import { CacheError } from './errors.js';
 import { assertNamespace, type CacheKey } from './key.js';
@@ -10,8 +10,8 @@ import type { StoredHeaders } from './headers.js';
  * `Cache` views (one per namespace) come for free from `BackendCache`.
  */
 export interface Backend {
-  stat(ns: string, key: CacheKey, cond: Conditions): Promise<StatResult>;
-  open(ns: string, key: CacheKey, cond: ReadConditions & { signal?: AbortSignal }): Promise<OpenResult>;
+  stat(ns: string, key: CacheKey, cond: Conditions & StaleRead): Promise<StatResult>;
+  open(ns: string, key: CacheKey, cond: ReadConditions & { signal?: AbortSignal } & StaleRead): Promise<OpenResult>;
   create(ns: string, key: CacheKey, headers: StoredHeaders, opts: CreateOptions): CacheWriter;
   delete(ns: string, key: CacheKey): Promise<void>;
   stats(): Promise<CacheStats>;
@@ -49,7 +49,7 @@ export class BackendCache implements Cache {
     return new BackendCache(this.backend, ns);
   }
 
-  stat(key: CacheKey, cond: Conditions = {}): Promise<StatResult> {
+  stat(key: CacheKey, cond: Conditions & StaleRead = {}): Promise<StatResult> {
     return this.backend.stat(this.ns, key, cond);
   }
 
@@ -57,7 +57,7 @@ export class BackendCache implements Cache {
     return this.backend.stat(this.ns, key, {});
   }
 
-  open(key: CacheKey, cond: ReadConditions & { signal?: AbortSignal } = {}): Promise<OpenResult> {
+  open(key: CacheKey, cond: ReadConditions & { signal?: AbortSignal } & StaleRead = {}): Promise<OpenResult> {
     return this.backend.open(this.ns, key, cond);
   }
 
@@ -150,6 +150,11 @@ export class ObjectWriter extends Writable {
       () => cb(err),
     );
   }
+}
+
+/** The freshness fields of a read answer: `stale` only when past `expiresAt`. */
+export function freshness(storedAt: number | undefined, expiresAt: number, now = Date.now()): { stale?: true; storedAt?: number; expiresAt: number } {
+  return { ...(expiresAt <= now ? { stale: true as const } : {}), ...(storedAt !== undefined ? { storedAt } : {}), expiresAt };
 }
 
 /** Clamps a requested TTL to (0, max]: 0 or absent means the maximum. */

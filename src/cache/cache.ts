@@ -3,8 +3,27 @@ import type { Conditions, ReadConditions } from './conditional.js';
 import type { CacheKey } from './key.js';
 import type { StoredHeaders } from './headers.js';
 
+/**
+ * How fresh an answer is. An object past its TTL is not deleted at once: it stays until evicted
+ * for space, and a reader that asks for it (`allowStale`) gets it with `stale: true`, so a
+ * strategy can serve it while the upstream is down (stale-if-error) or revalidate it.
+ */
+export interface Freshness {
+  /** True only when the object is past its TTL (returned because `allowStale` was set). */
+  stale?: boolean;
+  /** When the object was committed (epoch ms), when the backend knows it. */
+  storedAt?: number;
+  /** When its TTL ends or ended (epoch ms), when the backend knows it. */
+  expiresAt?: number;
+}
+
+/** Read option: also return an object past its TTL (marked `stale`) instead of not-found. */
+export interface StaleRead {
+  allowStale?: boolean;
+}
+
 /** Result of a successful `open`: a body stream plus the headers to serve with it. */
-export interface OpenResult {
+export interface OpenResult extends Freshness {
   /** 200 for the whole object, 206 when a range applied. */
   status: 200 | 206;
   /** Stored headers plus `content-length` (and `content-range` for 206). */
@@ -16,7 +35,7 @@ export interface OpenResult {
 }
 
 /** Result of a successful `stat`. */
-export interface StatResult {
+export interface StatResult extends Freshness {
   /** Stored headers plus `content-length` of the whole object. */
   headers: StoredHeaders;
   size: number;
@@ -59,19 +78,25 @@ export interface Cache {
   readonly ns: string;
   /** A view of the same storage bound to `ns` (validated). */
   namespace(ns: string): Cache;
-  /** Headers of a live object; conditionals evaluated, Range ignored. */
-  stat(key: CacheKey, cond?: Conditions): Promise<StatResult>;
+  /**
+   * Headers of a live object; conditionals evaluated, Range ignored. An expired object is
+   * not-found unless `allowStale` is set.
+   */
+  stat(key: CacheKey, cond?: Conditions & StaleRead): Promise<StatResult>;
   /**
    * `stat` answered by the authoritative (last) tier only: a near copy can outlive a lost shared
    * object, and a replica deciding "already published" must not be fooled by it (reference git
    * §4.2, #395). A single cache is its own authority.
    */
   statAuthoritative(key: CacheKey): Promise<StatResult>;
-  /** Body and headers; conditionals evaluated before any byte is read; one range honoured. */
-  open(key: CacheKey, cond?: ReadConditions & { signal?: AbortSignal }): Promise<OpenResult>;
+  /**
+   * Body and headers; conditionals evaluated before any byte is read; one range honoured. An
+   * expired object is not-found unless `allowStale` is set.
+   */
+  open(key: CacheKey, cond?: ReadConditions & { signal?: AbortSignal } & StaleRead): Promise<OpenResult>;
   /** Starts a write; see CacheWriter. Throws `invalid-argument` for a bad ETag. */
   create(key: CacheKey, headers: StoredHeaders, opts?: CreateOptions): CacheWriter;
-  /** Removes the object; not-found when absent. */
+  /** Removes the object (an expired one too); not-found when absent. */
   delete(key: CacheKey): Promise<void>;
   /** Evicts a possibly stale local copy; never removes authoritative shared storage. */
   invalidate(key: CacheKey): Promise<void>;

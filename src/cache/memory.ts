@@ -1,5 +1,5 @@
-import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
-import { BackendCache, BufferBody, ObjectWriter, clampTtl, type Backend } from './backend.js';
+import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StaleRead, StatResult } from './cache.js';
+import { BackendCache, BufferBody, ObjectWriter, clampTtl, freshness, type Backend } from './backend.js';
 import { checkConditions, resolveRange, type Conditions, type ReadConditions } from './conditional.js';
 import { CacheError, notFound } from './errors.js';
 import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
@@ -11,6 +11,7 @@ interface Entry {
   readHeaders: StoredHeaders;
   body: Buffer;
   expiresAt: number;
+  storedAt: number;
 }
 
 /** Options of `cache memory {}` (milliseconds for durations). */
@@ -33,13 +34,11 @@ class MemoryBackend implements Backend {
     this.now = opts.now ?? Date.now;
   }
 
-  private live(id: string): Entry {
+  /** The entry; an expired one is not-found unless `allowStale`, but stays until space is needed. */
+  private live(id: string, allowStale = false): Entry {
     const entry = this.entries.get(id);
     if (!entry) throw notFound();
-    if (entry.expiresAt <= this.now()) {
-      this.remove(id);
-      throw notFound();
-    }
+    if (!allowStale && entry.expiresAt <= this.now()) throw notFound();
     return entry;
   }
 
@@ -55,27 +54,28 @@ class MemoryBackend implements Backend {
     this.entries.set(id, entry);
   }
 
-  async stat(ns: string, key: CacheKey, cond: Conditions): Promise<StatResult> {
-    const entry = this.live(`${ns}/${key}`);
+  async stat(ns: string, key: CacheKey, cond: Conditions & StaleRead): Promise<StatResult> {
+    const entry = this.live(`${ns}/${key}`, cond.allowStale);
     checkConditions(cond, entry.headers);
-    return { headers: { ...entry.readHeaders }, size: entry.body.length };
+    return { headers: { ...entry.readHeaders }, size: entry.body.length, ...freshness(entry.storedAt, entry.expiresAt, this.now()) };
   }
 
-  async open(ns: string, key: CacheKey, cond: ReadConditions): Promise<OpenResult> {
+  async open(ns: string, key: CacheKey, cond: ReadConditions & StaleRead): Promise<OpenResult> {
     const id = `${ns}/${key}`;
-    const entry = this.live(id);
+    const entry = this.live(id, cond.allowStale);
+    const fresh = freshness(entry.storedAt, entry.expiresAt, this.now());
     checkConditions(cond, entry.headers);
     const size = entry.body.length;
     // Without a Range header there is nothing to resolve (the common, hot case).
     const range = cond.range === undefined ? undefined : resolveRange(cond, entry.headers['etag'], size);
     this.touch(id, entry);
     if (!range) {
-      return { status: 200, headers: { ...entry.readHeaders }, size, body: new BufferBody(entry.body) };
+      return { status: 200, headers: { ...entry.readHeaders }, size, body: new BufferBody(entry.body), ...fresh };
     }
     const slice = entry.body.subarray(range.start, range.end + 1);
     const headers = headersForRead(entry.headers, slice.length);
     headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
-    return { status: 206, headers, size, body: new BufferBody(slice) };
+    return { status: 206, headers, size, body: new BufferBody(slice), ...fresh };
   }
 
   create(ns: string, key: CacheKey, headers: StoredHeaders, opts: CreateOptions): CacheWriter {
@@ -96,7 +96,8 @@ class MemoryBackend implements Backend {
           const id = `${ns}/${key}`;
           this.remove(id);
           const body = Buffer.concat(chunks, length);
-          this.entries.set(id, { headers: stored, readHeaders: headersForRead(stored, body.length), body, expiresAt: this.now() + ttl });
+          const storedAt = this.now();
+          this.entries.set(id, { headers: stored, readHeaders: headersForRead(stored, body.length), body, expiresAt: storedAt + ttl, storedAt });
           this.size += body.length;
           this.evict();
         },
@@ -111,9 +112,12 @@ class MemoryBackend implements Backend {
   /** Entries removed by eviction (expired or over the limit) since start, for `stats().evictions`. */
   private evictions = 0;
 
+  /** Over the limit: expired entries go first, then the least recently used (expired ones are kept while there is room). */
   private evict(): void {
+    if (this.size <= this.opts.limitBytes) return;
     const now = this.now();
     for (const [id, entry] of this.entries) {
+      if (this.size <= this.opts.limitBytes) return;
       if (entry.expiresAt > now) continue;
       this.remove(id);
       this.evictions++;
@@ -127,7 +131,7 @@ class MemoryBackend implements Backend {
 
   async delete(ns: string, key: CacheKey): Promise<void> {
     const id = `${ns}/${key}`;
-    this.live(id);
+    this.live(id, true);
     this.remove(id);
   }
 

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
-import { BackendCache, ObjectWriter, clampTtl, type Backend } from './backend.js';
+import type { CacheStats, CacheWriter, CreateOptions, OpenResult, StaleRead, StatResult } from './cache.js';
+import { BackendCache, ObjectWriter, clampTtl, freshness, type Backend } from './backend.js';
 import { checkConditions, resolveRange, type Conditions, type ReadConditions } from './conditional.js';
 import { CacheError, notFound, tierUnavailable } from './errors.js';
 import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
@@ -39,6 +39,8 @@ interface IndexRecord {
   tag: string;
   size: number;
   expiresAt: number;
+  /** Commit time (absent in records written before stale reads existed). */
+  storedAt?: number;
   headers: StoredHeaders;
 }
 
@@ -111,7 +113,12 @@ class S3Backend implements Backend {
     return this.opts.client.send(command as never, signal ? { abortSignal: signal } : {}) as Promise<T>;
   }
 
-  private async live(ns: string, key: CacheKey, signal?: AbortSignal): Promise<Live> {
+  /**
+   * Reads the index. An expired object is not-found unless `allowStale`, and it is not deleted:
+   * it stays (for stale-if-error) until the bucket's lifecycle rule collects it, the same rule a
+   * deployment needs anyway for the bodies of crashed writers.
+   */
+  private async live(ns: string, key: CacheKey, signal?: AbortSignal, allowStale = false): Promise<Live> {
     const indexKey = this.indexKey(ns, key);
     let text: string;
     let indexETag: string;
@@ -131,34 +138,33 @@ class S3Backend implements Backend {
       throw notFound();
     }
     const live = { indexKey, indexETag, bodyKey: `${indexKey}.${record.tag}.data`, record };
-    if (record.expiresAt <= Date.now()) {
-      void this.expire(live);
-      throw notFound();
-    }
+    if (!allowStale && record.expiresAt <= Date.now()) throw notFound();
     return live;
   }
 
-  async stat(ns: string, key: CacheKey, cond: Conditions): Promise<StatResult> {
-    const live = await this.live(ns, key);
+  async stat(ns: string, key: CacheKey, cond: Conditions & StaleRead): Promise<StatResult> {
+    const live = await this.live(ns, key, undefined, cond.allowStale);
     checkConditions(cond, live.record.headers);
-    return { headers: headersForRead(live.record.headers, live.record.size), size: live.record.size };
+    return { headers: headersForRead(live.record.headers, live.record.size), size: live.record.size, ...freshness(live.record.storedAt, live.record.expiresAt) };
   }
 
-  async open(ns: string, key: CacheKey, cond: ReadConditions & { signal?: AbortSignal }): Promise<OpenResult> {
-    const live = await this.live(ns, key, cond.signal);
+  async open(ns: string, key: CacheKey, cond: ReadConditions & { signal?: AbortSignal } & StaleRead): Promise<OpenResult> {
+    const live = await this.live(ns, key, cond.signal, cond.allowStale);
     const { headers: stored, size } = live.record;
     checkConditions(cond, stored);
     const range = resolveRange(cond, stored['etag'], size);
-    this.slideExpiry(live);
+    const fresh = freshness(live.record.storedAt, live.record.expiresAt);
+    // A stale object is served as it is; renewing it would make it look fresh again.
+    if (!fresh.stale) this.slideExpiry(live);
     if (!range) {
       const body = await this.body(live, 0, size - 1, size > this.opts.downloadPartBytes, cond.signal);
-      return { status: 200, headers: headersForRead(stored, size), size, body };
+      return { status: 200, headers: headersForRead(stored, size), size, body, ...fresh };
     }
     const length = range.end - range.start + 1;
     const headers = headersForRead(stored, length);
     headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
     const body = await this.body(live, range.start, range.end, length >= PARALLEL_RANGE_MIN, cond.signal);
-    return { status: 206, headers, size, body };
+    return { status: 206, headers, size, body, ...fresh };
   }
 
   /** Bytes `start..end` of the committed body; parallel sub-range GETs when `parallel` and allowed. */
@@ -275,7 +281,8 @@ class S3Backend implements Backend {
             throw s3Error(this.opts.bucket, 'upload', err);
           }
           const previous = await this.live(ns, key).catch(() => undefined);
-          const record: IndexRecord = { tag, size, expiresAt: Math.ceil((Date.now() + ttl) / 1000) * 1000, headers: stored };
+          const storedAt = Date.now();
+          const record: IndexRecord = { tag, size, expiresAt: Math.ceil((storedAt + ttl) / 1000) * 1000, storedAt, headers: stored };
           try {
             await this.putIndex(indexKey, record);
           } catch (err) {
@@ -297,25 +304,6 @@ class S3Backend implements Backend {
     );
   }
 
-  /**
-   * Lazy expiry of an object a read found expired. The index delete is conditional on the index
-   * we read (If-Match): between our read and the delete a peer may have committed a fresh write,
-   * and an unconditional delete would remove it. When the delete is refused (412: replaced) or
-   * fails, nothing else is touched; an endpoint that cannot delete conditionally leaves expired
-   * objects to the bucket's lifecycle rule, which a deployment needs anyway (bodies of crashed
-   * writers). The body is only deleted once its index is gone, since bodies are per-write and
-   * nothing else names it.
-   */
-  private async expire(live: Live): Promise<void> {
-    if (!live.indexETag) return;
-    try {
-      await this.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: live.indexKey, IfMatch: live.indexETag }), AbortSignal.timeout(30_000));
-    } catch {
-      return;
-    }
-    await this.deleteObject(live.bodyKey).catch(() => undefined);
-  }
-
   private async removeLive(live: Live): Promise<void> {
     // Index first: the object stops being visible even if the body delete then fails.
     await this.deleteObject(live.indexKey);
@@ -323,7 +311,7 @@ class S3Backend implements Backend {
   }
 
   async delete(ns: string, key: CacheKey): Promise<void> {
-    const live = await this.live(ns, key);
+    const live = await this.live(ns, key, undefined, true);
     try {
       await this.removeLive(live);
     } catch (err) {

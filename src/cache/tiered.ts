@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable, Transform, Writable, finished, pipeline } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
-import type { Cache, CacheStats, CacheWriter, CreateOptions, OpenResult, StatResult } from './cache.js';
+import type { Cache, CacheStats, CacheWriter, CreateOptions, OpenResult, StaleRead, StatResult } from './cache.js';
 import type { Conditions, ReadConditions } from './conditional.js';
 import { CacheError, isCacheError, notFound } from './errors.js';
 import { assertNamespace, type CacheKey } from './key.js';
@@ -176,7 +176,43 @@ class TieredCache implements Cache {
     return this.tier(this.last).statAuthoritative(key);
   }
 
-  async stat(key: CacheKey, cond: Conditions = {}): Promise<StatResult> {
+  /**
+   * A stale read, after the fresh probe found nothing: the nearest tier still holding an expired
+   * copy answers (a fresh copy anywhere always wins, since the fresh probe runs first). No
+   * backfill: a stale copy is not worth spreading.
+   */
+  private async staleProbe<T>(read: (tier: Cache) => Promise<T>): Promise<T> {
+    for (const tier of this.tiers) {
+      try {
+        return await read(tier);
+      } catch (err) {
+        if (!isCacheError(err, 'not-found')) throw err;
+      }
+    }
+    throw notFound();
+  }
+
+  async stat(key: CacheKey, cond: Conditions & StaleRead = {}): Promise<StatResult> {
+    const { allowStale, ...fresh } = cond;
+    try {
+      return await this.statFresh(key, fresh);
+    } catch (err) {
+      if (!allowStale || !isCacheError(err, 'not-found')) throw err;
+      return this.staleProbe((tier) => tier.stat(key, cond));
+    }
+  }
+
+  async open(key: CacheKey, cond: ReadConditions & { signal?: AbortSignal } & StaleRead = {}): Promise<OpenResult> {
+    const { allowStale, ...fresh } = cond;
+    try {
+      return await this.openFresh(key, fresh);
+    } catch (err) {
+      if (!allowStale || !isCacheError(err, 'not-found')) throw err;
+      return this.staleProbe((tier) => tier.open(key, cond));
+    }
+  }
+
+  private async statFresh(key: CacheKey, cond: Conditions): Promise<StatResult> {
     const recorded = await this.recorded(key);
     let rejected = false;
     for (const [i, tier] of this.tiers.entries()) {
@@ -197,7 +233,7 @@ class TieredCache implements Cache {
     throw notFound();
   }
 
-  async open(key: CacheKey, cond: ReadConditions & { signal?: AbortSignal } = {}): Promise<OpenResult> {
+  private async openFresh(key: CacheKey, cond: ReadConditions & { signal?: AbortSignal }): Promise<OpenResult> {
     // Read before any tier is asked: `repair` relies on the map read preceding the tier read.
     const recorded = await this.recorded(key);
     let rejected = false;

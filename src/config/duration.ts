@@ -8,6 +8,9 @@ const UNIT_MS: Record<string, number> = {
   s: 1000,
   m: 60_000,
   h: 3_600_000,
+  // Beyond Go's syntax (a superset, so cachew's values still parse): windows such as
+  // stale-if-error = "7d" read better in days.
+  d: 86_400_000,
 };
 
 /**
@@ -18,7 +21,7 @@ export function parseDuration(text: string): number | undefined {
   const s = text.trim();
   if (s === '0') return 0;
   if (s === '' || s.startsWith('-')) return undefined;
-  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)/y;
   let total = 0;
   let pos = s.startsWith('+') ? 1 : 0;
   if (pos === s.length) return undefined;
@@ -49,7 +52,7 @@ export function duration() {
   return z.string().transform((text, ctx) => {
     const ms = parseDuration(text);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(text)} (use Go syntax such as "90s", "1h30m")` });
+      ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(text)} (use Go syntax such as "90s", "1h30m", or days: "7d")` });
       return z.NEVER;
     }
     return ms;

@@ -350,13 +350,35 @@ export function cacheConformance(name: string, make: () => Promise<MadeCache>): 
       assert.ok(afterPut.capacity > 0);
     });
 
-    test('expired objects are gone', async () => {
+    test('expired objects are not-found but kept, readable stale', async () => {
       const c = fresh();
       await put(c, 'k', 'short-lived', {}, { ttlMs: 1000 });
       assert.equal((await c.stat(parseKey('k'))).size, 11);
       await new Promise((resolve) => setTimeout(resolve, 2200));
       await rejectsWith(c.stat(parseKey('k')), 'not-found');
       await rejectsWith(c.open(parseKey('k')), 'not-found');
+      // Kept until space is needed, and readable as stale (stale-if-error serves it).
+      const st = await c.stat(parseKey('k'), { allowStale: true });
+      assert.equal(st.stale, true);
+      assert.equal(st.size, 11);
+      const got = await c.open(parseKey('k'), { allowStale: true });
+      assert.equal(got.stale, true);
+      assert.ok(got.expiresAt !== undefined && got.expiresAt <= Date.now());
+      if (got.storedAt !== undefined) assert.ok(got.storedAt <= got.expiresAt);
+      assert.equal((await readAll(got.body)).toString(), 'short-lived');
+      // Still not-found to ordinary readers after a stale read (no renewal).
+      await rejectsWith(c.open(parseKey('k')), 'not-found');
+      // An expired object can be deleted.
+      await c.delete(parseKey('k'));
+      await rejectsWith(c.stat(parseKey('k'), { allowStale: true }), 'not-found');
+    });
+
+    test('a fresh object reads as not stale with allowStale', async () => {
+      const c = fresh();
+      await put(c, 'k', 'fresh');
+      const got = await c.open(parseKey('k'), { allowStale: true });
+      assert.notEqual(got.stale, true);
+      assert.equal((await readAll(got.body)).toString(), 'fresh');
     });
 
     test('describes itself', async () => {

@@ -214,29 +214,20 @@ test('s3: a TTL renewal never undoes a newer write', async () => {
   assert.equal((await readAll(got.body)).toString(), 'new bytes');
 });
 
-test('s3: lazy expiry never deletes a fresh object a peer wrote after the expired read', async () => {
-  const ns = 'expiry-race';
+test('s3: an expired object is kept (no delete on read) and stays readable stale', async () => {
+  const ns = 'expiry-kept';
   const key = parseKey('k');
-  const hold = holdOne((command, input) => command === 'DeleteObjectCommand' && input.Key === indexPath(ns, key));
-  const reader = createS3Cache({ client: interceptedClient(s3, hold.hook), bucket: s3.bucket, maxTtlMs: 3_600_000, uploadConcurrency: 1, uploadPartBytes: 5 * MiB, downloadConcurrency: 1, downloadPartBytes: 4 * MiB }).namespace(ns);
-  const writer = cacheFor(s3).namespace(ns);
-  await put(writer, 'k', 'short-lived', {}, { ttlMs: 1000 });
+  const cache = cacheFor(s3).namespace(ns);
+  await put(cache, 'k', 'short-lived', {}, { ttlMs: 1000 });
   await sleep(2100);
-  hold.arm();
-  await assert.rejects(reader.stat(key), /not found/); // expired: starts the lazy delete
-  await hold.entered;
-  await put(writer, 'k', 'fresh', {}, { etag: 'fresh' });
-  hold.release();
-  await hold.done;
-  const got = await writer.open(key);
-  assert.equal(got.headers['etag'], '"fresh"');
-  assert.equal((await readAll(got.body)).toString(), 'fresh');
-  // Without a peer write the expired object is removed (index and body).
-  await put(writer, 'gone', 'short-lived', {}, { ttlMs: 1000 });
-  await sleep(2100);
-  await assert.rejects(reader.stat(parseKey('gone')), /not found/);
-  // The lazy delete runs in the background of the stat: wait for it instead of a fixed pause.
-  const remaining = async () =>
-    ((await clientFor(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: indexPath(ns, parseKey('gone')) }))).Contents ?? []).map((o) => o.Key);
-  await until(async () => (await remaining()).length === 0, 'the expired index and body are deleted');
+  s3.requests.length = 0;
+  await assert.rejects(cache.stat(key), /not found/);
+  await assert.rejects(cache.open(key), /not found/);
+  const got = await cache.open(key, { allowStale: true });
+  assert.equal(got.stale, true);
+  assert.equal((await readAll(got.body)).toString(), 'short-lived');
+  assert.equal(s3.requests.filter((r) => r.method === 'DELETE').length, 0, 'reads delete nothing');
+  assert.equal(s3.requests.filter((r) => r.method === 'PUT').length, 0, 'a stale read does not renew the TTL');
+  const listed = ((await clientFor(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: indexPath(ns, key) }))).Contents ?? []).map((o) => o.Key);
+  assert.equal(listed.length, 2, 'index and body are both still there');
 });

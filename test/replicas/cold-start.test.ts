@@ -175,13 +175,19 @@ describe('replicas sharing one bucket', () => {
       for (const body of bodies) assert.ok(body.equals(seedSnapshot), 'every caller gets the published snapshot');
       const dataReads = s3.requests.filter((r) => r.method === 'GET' && r.path.includes(dataPath('snapshot')) && r.path.endsWith('.data'));
       assert.equal(dataReads.length, 1, `S3 reads of the snapshot: ${JSON.stringify(dataReads)}`);
-      // The background restore needs the upstream to verify the mirror, so it fails and is retried;
-      // it never turns into a full clone and the repository stays Empty meanwhile.
-      await until('a failed restore attempt', async () => logged(logs, 'mirror restore failed; will retry'));
-      assert.equal(await mirrorReady(cold), false);
-      upstream.setUp(true);
-      await until('the retried restore', () => mirrorReady(cold));
+      // The background restore cannot freshen the mirror with the upstream down: the restored
+      // mirror is kept (stale) and served, never reset to Empty, never turned into a full clone.
+      await until('the restore, kept stale', () => mirrorReady(cold));
       assert.ok(logged(logs, 'restoring mirror from its snapshot after a cold serve'));
+      assert.ok(logged(logs, 'restored mirror could not be freshened (upstream unreachable); keeping it, stale'));
+      assert.ok(!logged(logs, 'mirror restore failed; will retry'));
+      const offline = path.join(work, 'offline-clone');
+      await cloneVia(cold, offline);
+      const { stdout: served } = await run('git', ['-C', offline, 'rev-parse', 'HEAD'], { env: gitClientEnv });
+      const mirror = path.join(cold.stateDir, 'git-mirrors', upstream.hostPort, 'org', 'app.git');
+      const { stdout: restored } = await run('git', ['-C', mirror, 'rev-parse', 'HEAD'], { env: gitClientEnv });
+      assert.equal(served.trim(), restored.trim(), 'a clone with the upstream down is served from the restored mirror');
+      upstream.setUp(true);
     } finally {
       upstream.setUp(true);
     }

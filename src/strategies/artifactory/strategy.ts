@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { normaliseRequestPath } from '../../server/request-path.js';
 import { sendText } from '../../server/router.js';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
-import { serveCached, type CachingRoute } from '../shared/caching-handler.js';
+import { cachingHandler, type CachingRoute } from '../shared/caching-handler.js';
+import { cachingAttributes } from '../shared/caching-config.js';
 
 const schema = z.strictObject({
+  ...cachingAttributes,
   hosts: z
     .array(z.string())
     .default([])
@@ -45,6 +47,7 @@ export const artifactoryStrategyProvider: StrategyProvider = {
       const present = CREDENTIAL_HEADERS.map((name) => req.headers[name]).filter((v): v is string => typeof v === 'string');
       return present.length ? createHash('sha256').update(CREDENTIAL_HEADERS.map((n) => `${n}:${req.headers[n] ?? ''}`).join('\n')).digest('hex') : '';
     };
+    const caching = cachingHandler(ctx, 'artifactory');
     const route: CachingRoute = {
       key: (req) => {
         const digest = credentialDigest(req);
@@ -60,9 +63,9 @@ export const artifactoryStrategyProvider: StrategyProvider = {
         return { url: upstreamOf(req), headers };
       },
     };
-    const serve = (req: IncomingMessage, res: Parameters<typeof serveCached>[4], rest: string) => {
+    const serve = (req: IncomingMessage, res: ServerResponse, rest: string) => {
       rests.set(req, rest || '/');
-      return serveCached(route, ctx.cache, ctx.logger, req, res);
+      return caching.serve(route, req, res);
     };
 
     let decoded: string;

@@ -120,6 +120,11 @@ export function mirrorConfig(packThreads: number, serveUnreachable: boolean): Ar
 export class Repository {
   state: RepoState;
   lastFetch = 0;
+  /**
+   * True while the mirror was restored from its snapshot but never fetched: the upstream was
+   * unreachable, so it is served as it was snapshotted (stale) until a fetch succeeds.
+   */
+  staleSinceRestore = false;
   private fetching: Promise<void> | undefined;
   /** Held while something (a mirror snapshot) must see a mirror no fetch is changing. */
   private exclusion: Promise<void> | undefined;
@@ -270,21 +275,23 @@ export class Repository {
    * mirror snapshot instead) and renames it into place, so a failure leaves nothing at the mirror
    * path and never touches siblings. Always ends Ready or Empty.
    */
-  async clone(signal: AbortSignal, populate?: (target: string, signal: AbortSignal) => Promise<void>): Promise<void> {
+  async clone(signal: AbortSignal, populate?: (target: string, signal: AbortSignal) => Promise<void | 'fresh' | 'stale'>): Promise<void> {
     if (this.state !== 'cloning') throw new Error(`clone of ${this.upstreamURL} started in state ${this.state}`);
     this.cloneInProgress = true;
     const scratch = path.join(this.settings.scratchRoot, `clone-${randomBytes(6).toString('hex')}`);
     try {
       await fs.mkdir(scratch, { recursive: true });
       const target = path.join(scratch, 'repo.git');
-      await (populate ?? ((dir, s) => this.cloneFromUpstream(dir, s)))(target, signal);
+      const outcome = await (populate ?? ((dir, s) => this.cloneFromUpstream(dir, s)))(target, signal);
       await this.configure(target);
       await fs.mkdir(path.dirname(this.mirrorDir), { recursive: true });
       await fs.rename(target, this.mirrorDir);
       this.refsChanged();
-      this.lastFetch = Date.now();
-      // Just cloned: the refs are as fresh as a ref check could make them.
-      this.refCheckAt = Date.now();
+      this.staleSinceRestore = outcome === 'stale';
+      // Just cloned: the refs are as fresh as a ref check could make them. A stale restore was
+      // never fetched: the next request checks (and the next fetch freshens) at once.
+      this.lastFetch = this.staleSinceRestore ? 0 : Date.now();
+      this.refCheckAt = this.staleSinceRestore ? 0 : Date.now();
       this.refCheckStale = false;
       this.lastCloneFailure = undefined;
       // What an earlier mirror's ref check saw no longer applies (HEAD is upstream's as cloned).
@@ -292,7 +299,7 @@ export class Repository {
       this.upstreamHeadAt = 0;
       this.mirrorHead = undefined;
       this.setState('ready');
-      this.settings.logger.info({ upstream: this.upstreamURL }, 'mirror ready');
+      this.settings.logger.info({ upstream: this.upstreamURL, stale: this.staleSinceRestore }, 'mirror ready');
     } catch (err) {
       this.lastCloneFailure = (err as Error).message;
       throw err;
@@ -310,13 +317,22 @@ export class Repository {
 
   /**
    * Points a restored mirror at the upstream and fetches, so a mirror built from a snapshot is
-   * verified against upstream (and up to date) before it can become Ready.
+   * up to date before it becomes Ready. When the fetch fails (the upstream is down) the restored
+   * mirror, already verified sound by the restore, is kept and reported 'stale': serving what the
+   * snapshot holds beats serving nothing, and the next fetch brings it up to date.
    */
-  async freshenRestored(target: string, signal: AbortSignal): Promise<void> {
+  async freshenRestored(target: string, signal: AbortSignal): Promise<'fresh' | 'stale'> {
     await this.git(['-C', target, 'config', 'remote.origin.url', this.remoteURL], { timeoutMs: 30_000, signal });
     await this.git(['-C', target, 'config', 'remote.origin.mirror', 'true'], { timeoutMs: 30_000, signal });
     await this.git(['-C', target, 'config', '--replace-all', 'remote.origin.fetch', '+refs/*:refs/*'], { timeoutMs: 30_000, signal });
-    await this.atUpstream(() => this.git(['-C', target, '-c', 'http.postBuffer=524288000', 'fetch', '--prune', '--quiet', 'origin'], { timeoutMs: this.settings.cloneTimeoutMs, signal, upstream: 'fetch' }), target, signal);
+    try {
+      await this.atUpstream(() => this.git(['-C', target, '-c', 'http.postBuffer=524288000', 'fetch', '--prune', '--quiet', 'origin'], { timeoutMs: this.settings.cloneTimeoutMs, signal, upstream: 'fetch' }), target, signal);
+      return 'fresh';
+    } catch (err) {
+      if (signal.aborted) throw err;
+      this.settings.logger.warn({ upstream: this.upstreamURL, err: (err as Error).message }, 'restored mirror could not be freshened (upstream unreachable); keeping it, stale');
+      return 'stale';
+    }
   }
 
   /**
@@ -349,6 +365,7 @@ export class Repository {
       .finally(() => this.refsChanged())
       .then(() => {
       this.lastFetch = Date.now();
+      this.staleSinceRestore = false;
       this.refCheckAt = Date.now();
       this.refCheckStale = false;
     });

@@ -20,7 +20,7 @@ import { ChildProcessError, startChild } from '../../util/process.js';
 import { teeInto } from '../../util/tee.js';
 import type { GitRequestPath } from './paths.js';
 import type { Repository } from './repository.js';
-import { Spool, SpoolUnavailableError, type SpoolSource } from './spool.js';
+import { Spool, SpoolUnavailableError, type SpoolSource } from '../shared/spool.js';
 
 /** Response header naming the commit a snapshot holds. */
 export const SNAPSHOT_COMMIT_HEADER = 'x-cachew-snapshot-commit';

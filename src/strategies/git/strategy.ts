@@ -16,7 +16,7 @@ import { runHttpBackend } from './cgi.js';
 import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
 import { mirrorRelativePath } from './repo-names.js';
 import { Repository, configEnv, wantPolicyConfig, type RepoSettings } from './repository.js';
-import { SpoolSet, SpoolUnavailableError } from './spool.js';
+import { SpoolSet, SpoolUnavailableError } from '../shared/spool.js';
 import { CorruptMirrorSnapshotError, SnapshotService } from './snapshots.js';
 import type { Cache } from '../../cache/cache.js';
 import type { MetadataStore } from '../../metadata/store.js';
@@ -338,7 +338,8 @@ class GitStrategy implements Strategy, MirrorRefresh {
         this.logger.info({ upstream: url }, 'restoring mirror from its snapshot after a cold serve');
         await this.runClone(repo, async (target, signal) => {
           if ((await this.snapshots.restoreMirror(repo, target, signal)) === 'absent') throw new Error('mirror snapshot disappeared');
-          await repo.freshenRestored(target, signal);
+          // With the upstream down the restored mirror is kept, stale, and served.
+          return repo.freshenRestored(target, signal);
         });
         if ((repo.state as string) !== 'ready') throw new Error('mirror restore did not complete');
       })
@@ -605,12 +606,14 @@ class GitStrategy implements Strategy, MirrorRefresh {
    * meanwhile: a corrupt snapshot has already been discarded by then, while one that merely could
    * not be read, unpacked on this disk or freshened is kept for the next replica.
    */
-  private async populateMirror(repo: Repository, target: string, signal: AbortSignal): Promise<void> {
+  private async populateMirror(repo: Repository, target: string, signal: AbortSignal): Promise<void | 'fresh' | 'stale'> {
     try {
       if ((await this.snapshots.restoreMirror(repo, target, signal)) === 'restored') {
-        await repo.freshenRestored(target, signal);
-        this.logger.info({ upstream: repo.upstreamURL }, 'mirror restored from its snapshot');
-        return;
+        // An unreachable upstream keeps the restored mirror (stale) rather than discarding it for
+        // a clone that would fail the same way.
+        const outcome = await repo.freshenRestored(target, signal);
+        this.logger.info({ upstream: repo.upstreamURL, stale: outcome === 'stale' }, 'mirror restored from its snapshot');
+        return outcome;
       }
     } catch (err) {
       if (signal.aborted) throw err;
@@ -622,7 +625,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
   }
 
   /** Runs a clone job for a repository the caller moved to Cloning; always ends Ready or Empty. */
-  private async runClone(repo: Repository, populate: (target: string, signal: AbortSignal) => Promise<void>): Promise<void> {
+  private async runClone(repo: Repository, populate: (target: string, signal: AbortSignal) => Promise<void | 'fresh' | 'stale'>): Promise<void> {
     this.spools.set(repo.upstreamURL, new SpoolSet(path.join(this.spoolRoot, createHash('sha256').update(repo.upstreamURL).digest('hex').slice(0, 24))));
     try {
       await this.scheduler.submit(repo.upstreamURL, 'clone', (signal) => repo.clone(signal, populate), { clone: true });

@@ -2,13 +2,15 @@ import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
-import { HttpError, fetchFollowingRedirects, serveCached } from '../shared/caching-handler.js';
+import { HttpError, cachingHandler, fetchFollowingRedirects } from '../shared/caching-handler.js';
+import { cachingAttributes } from '../shared/caching-config.js';
 import { hostAllowList, hostEntry } from '../shared/host-allow-list.js';
 
 /** Where GitHub serves release downloads from (github.com and the API answer with a redirect to one of these). */
 const GITHUB_RELEASE_STORAGE_HOSTS = ['release-assets.githubusercontent.com', 'objects.githubusercontent.com', 'github-releases.githubusercontent.com'];
 
 const schema = z.strictObject({
+  ...cachingAttributes,
   token: z.string().optional().describe('GitHub token used for private release assets when no github-app block has an installation for the org.'),
   'private-orgs': z.array(z.string()).describe('Organisations whose releases are private (required; may be []).'),
   'api-url': z.string().default('https://api.github.com').describe('GitHub API base URL (hoard addition, for GitHub Enterprise and tests).'),
@@ -63,8 +65,11 @@ export const githubReleasesStrategyProvider: StrategyProvider = {
       if (!SEGMENT.test(org) || !SEGMENT.test(repo) || cut <= 0) throw new HttpError(400, 'expected /github.com/{org}/{repo}/releases/download/{tag}/{asset}');
       return { org, repo, tag: decodeURIComponent(rest.slice(0, cut)), asset: decodeURIComponent(rest.slice(cut + 1)), rest };
     };
+    const caching = cachingHandler(ctx, 'github-releases');
     const route = {
       allowedHosts,
+      // A published release asset never changes (a re-upload is a new asset name or tag).
+      immutable: () => true,
       key: (req: IncomingMessage) => {
         const p = parse(req);
         return `https://github.com/${p.org}/${p.repo}/releases/download/${p.rest}`;
@@ -74,7 +79,7 @@ export const githubReleasesStrategyProvider: StrategyProvider = {
         if (!cfg['private-orgs'].includes(p.org)) return { url: new URL(`${cfg['download-url']}/${p.org}/${p.repo}/releases/download/${p.rest}`) };
         const auth = await authorization(p.org);
         const api = new URL(`${cfg['api-url']}/repos/${p.org}/${p.repo}/releases/tags/${encodeURIComponent(p.tag)}`);
-        const res = await fetchFollowingRedirects(api, { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'hoard', ...auth }, AbortSignal.timeout(60_000), allowedHosts);
+        const res = await fetchFollowingRedirects(api, { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'hoard', ...auth }, AbortSignal.timeout(cfg['upstream-timeout']), allowedHosts);
         const chunks: Buffer[] = [];
         let size = 0;
         for await (const c of res) {
@@ -94,7 +99,7 @@ export const githubReleasesStrategyProvider: StrategyProvider = {
         return { url: new URL(asset.url), headers: { accept: 'application/octet-stream', 'user-agent': 'hoard', ...auth } };
       },
     };
-    ctx.routes.on('GET', '/github.com/:org/:repo/releases/download/*', (req, res) => serveCached(route, ctx.cache, ctx.logger, req, res));
+    ctx.routes.on('GET', '/github.com/:org/:repo/releases/download/*', (req, res) => caching.serve(route, req, res));
     return { name: 'github-releases' };
   },
 };

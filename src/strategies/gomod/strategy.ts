@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { RouteParams, StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
-import { serveCached, variantKey, type CachingRoute } from '../shared/caching-handler.js';
+import { cachingHandler, variantKey, type CachingRoute } from '../shared/caching-handler.js';
+import { cachingAttributes } from '../shared/caching-config.js';
+import { duration } from '../../config/duration.js';
 import { sendCacheObject } from '../../server/send-cache-object.js';
 import { forwardToUpstream } from '../git/upstream.js';
 import { hostAllowList, hostEntry } from '../shared/host-allow-list.js';
@@ -13,6 +15,10 @@ import { PrivateModuleServer } from './private-module-server.js';
 import { serveSumdb } from './sumdb-proxy.js';
 
 const schema = z.strictObject({
+  ...cachingAttributes,
+  'mutable-ttl': duration()
+    .default(60_000)
+    .describe('TTL of the answers that change under one name (@v/list, @latest); past it they are revalidated with the upstream\'s ETag/Last-Modified, and served stale within stale-if-error when the upstream fails. 0 = never cached, always forwarded.'),
   proxy: z.string().default('https://proxy.golang.org').describe('Upstream GOPROXY.'),
   'private-paths': z
     .array(z.string())
@@ -78,11 +84,12 @@ function cacheOnly(req: IncomingMessage): boolean {
 
 /**
  * `strategy gomod {}`: a GOPROXY (`GOPROXY=http://hoard/gomod,direct`). Immutable module
- * files (`@v/<canonical version>.info|.mod|.zip`) are cached; version lists, `@latest` and
- * version queries always go upstream (they change); the checksum database is proxied with its
- * cached copy as the fallback. Modules matching `private-paths` come from git mirrors instead.
- * `Disable-Module-Fetch: true` serves from the cache alone. Pass-through requests never carry
- * the caller's credentials: those are meant for hoard, not for the public proxy or sumdb.
+ * files (`@v/<canonical version>.info|.mod|.zip`) are cached and served stale without limit;
+ * version lists and `@latest` are cached for `mutable-ttl` and then revalidated; version queries
+ * always go upstream; the checksum database is proxied with its cached copy as the fallback.
+ * Modules matching `private-paths` come from git mirrors instead. `Disable-Module-Fetch: true`
+ * serves from the cache alone. Pass-through requests never carry the caller's credentials: those
+ * are meant for hoard, not for the public proxy or sumdb.
  */
 export const gomodStrategyProvider: StrategyProvider = {
   spec: { kind: 'strategy', name: 'gomod', description: 'Go module proxy (GOPROXY) with caching of immutable module files; private modules served from git mirrors.', schema },
@@ -111,6 +118,7 @@ export const gomodStrategyProvider: StrategyProvider = {
     }
     // proxy.golang.org answers .zip downloads with a redirect to signed storage URLs; every hop is checked.
     const allowedHosts = hostAllowList([proxyHost, ...ctx.config['redirect-hosts']], 'redirect-hosts of strategy gomod');
+    const caching = cachingHandler(ctx, 'gomod');
     const mutableHeaders = (status: number): Record<string, string> => ({ 'cache-control': status === 200 ? CACHE_CONTROL.mutable : status >= 500 ? CACHE_CONTROL.upstreamFailed : CACHE_CONTROL.notFoundQuery });
     const forwardWithoutCredentials = (req: IncomingMessage, res: ServerResponse, url: URL) => forwardToUpstream(req, res, url, undefined, { callerCredentials: false, responseHeaders: mutableHeaders });
     const notProtocol = (res: ServerResponse, message: string) => sendText(res, 404, message, { 'cache-control': CACHE_CONTROL.notProtocol });
@@ -136,9 +144,15 @@ export const gomodStrategyProvider: StrategyProvider = {
       const url = new URL(`${proxy}/${upstreamPath(request)}`);
       if (request.kind === 'file' && request.cacheable) {
         // Keyed by the escaped spelling, so `%21x` and `!x` requests share one cached object.
-        const route: CachingRoute = { key: () => url.href, upstream: () => ({ url }), allowedHosts, responseHeaders: { 'cache-control': CACHE_CONTROL.immutable } };
+        const route: CachingRoute = { key: () => url.href, upstream: () => ({ url }), allowedHosts, immutable: () => true, responseHeaders: { 'cache-control': CACHE_CONTROL.immutable } };
         if (cacheOnly(req)) return serveFromCacheOnly(route, req, res);
-        return serveCached(route, ctx.cache, ctx.logger, req, res);
+        return caching.serve(route, req, res);
+      }
+      if ((request.kind === 'list' || request.kind === 'latest') && ctx.config['mutable-ttl'] > 0) {
+        // They change: a short TTL, then a conditional GET (X-Hoard-Cache: revalidated on 304).
+        const route: CachingRoute = { key: () => url.href, upstream: () => ({ url }), allowedHosts, ttlMs: () => ctx.config['mutable-ttl'], responseHeaders: { 'cache-control': CACHE_CONTROL.mutable } };
+        if (cacheOnly(req)) return serveFromCacheOnly(route, req, res);
+        return caching.serve(route, req, res);
       }
       if (cacheOnly(req)) return sendText(res, 404, 'not found: version lists and queries are never cached (Disable-Module-Fetch)', { 'cache-control': CACHE_CONTROL.notFoundQuery });
       return forwardWithoutCredentials(req, res, url);

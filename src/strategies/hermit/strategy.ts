@@ -3,11 +3,13 @@ import { z } from 'zod';
 import { duration } from '../../config/duration.js';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
-import { HttpError, serveCached } from '../shared/caching-handler.js';
+import { HttpError, cachingHandler } from '../shared/caching-handler.js';
+import { cachingAttributes } from '../shared/caching-config.js';
 import { forwardToUpstream } from '../git/upstream.js';
 import { ANY_HOST } from '../shared/host-allow-list.js';
 
 const schema = z.strictObject({
+  ...cachingAttributes,
   'github-base-url': z.string().default('${HOARD_URL}/github.com').describe('Where GitHub release downloads are fetched (default: this server\'s github-releases strategy).'),
   'binary-ttl': duration().default(3_600_000).describe('TTL of hermit\'s self-update binaries (hermit-<os>-<arch>.gz).'),
 });
@@ -27,13 +29,17 @@ export const hermitStrategyProvider: StrategyProvider = {
     };
     // Hermit fetches from whatever host the client names (its packages live everywhere), so a
     // redirect can reach no host a request could not name directly: no list to check against.
+    const caching = cachingHandler(ctx, 'hermit');
+    const isSelfUpdate = (req: IncomingMessage) => /\/hermit-[^/]+-[^/]+\.gz$/.test((req.url ?? '').split('?')[0] ?? '');
     const direct = {
       allowedHosts: ANY_HOST,
       key: (req: IncomingMessage) => upstreamOf(req).toString(),
       upstream: (req: IncomingMessage) => ({ url: upstreamOf(req) }),
-      ttlMs: (req: IncomingMessage) => (/\/hermit-[^/]+-[^/]+\.gz$/.test((req.url ?? '').split('?')[0] ?? '') ? cfg['binary-ttl'] : 0),
+      ttlMs: (req: IncomingMessage) => (isSelfUpdate(req) ? cfg['binary-ttl'] : 0),
+      // Package archives are versioned; only hermit's self-update binaries change under one name.
+      immutable: (req: IncomingMessage) => !isSelfUpdate(req),
     };
-    ctx.routes.on('GET', '/hermit/*', (req, res) => serveCached(direct, ctx.cache, ctx.logger, req, res));
+    ctx.routes.on('GET', '/hermit/*', (req, res) => caching.serve(direct, req, res));
     if (cfg['github-base-url']) {
       const base = cfg['github-base-url'].replace(/\/+$/, '');
       const loopsBack = base === `${ctx.global.url}/github.com`;
@@ -41,12 +47,13 @@ export const hermitStrategyProvider: StrategyProvider = {
         allowedHosts: ANY_HOST,
         key: (req: IncomingMessage) => `https://github.com/${(req.url ?? '').slice('/hermit/github.com/'.length)}`,
         upstream: (req: IncomingMessage) => ({ url: new URL(`${base}/${(req.url ?? '').slice('/hermit/github.com/'.length)}`) }),
+        immutable: () => true,
       };
       ctx.routes.on('GET', '/hermit/github.com/:org/:repo/releases/download/*', (req, res) => {
         const rest = (req.url ?? '').slice('/hermit/github.com/'.length);
         // The default points at this server's own github-releases strategy, which caches it already.
         if (loopsBack) return forwardToUpstream(req, res, new URL(`${base}/${rest}`));
-        return serveCached(githubRoute, ctx.cache, ctx.logger, req, res);
+        return caching.serve(githubRoute, req, res);
       });
     }
     return { name: 'hermit' };

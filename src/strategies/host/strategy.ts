@@ -1,10 +1,12 @@
 import { z } from 'zod';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
-import { serveCached } from '../shared/caching-handler.js';
+import { cachingHandler } from '../shared/caching-handler.js';
+import { cachingAttributes } from '../shared/caching-config.js';
 import { hostAllowList, hostEntry } from '../shared/host-allow-list.js';
 
 const hostSchema = z.strictObject({
+  ...cachingAttributes,
   headers: z.record(z.string(), z.string()).default({}).describe('Static headers sent on every upstream request (e.g. Authorization for a registry).'),
   'redirect-hosts': z
     .array(hostEntry)
@@ -29,6 +31,7 @@ export const hostStrategyProvider: StrategyProvider = {
       const rest = url.slice(prefix.length) || '/';
       return new URL(`${target.protocol}//${target.host}${basePath}${rest}`);
     };
+    const caching = cachingHandler(ctx, 'host');
     const route = {
       // Every hop is checked, so an allowed target cannot bounce hoard to a host nobody configured.
       allowedHosts: hostAllowList([target.host, ...ctx.config['redirect-hosts']], `redirect-hosts of strategy host "${ctx.label ?? ''}"`),
@@ -43,7 +46,7 @@ export const hostStrategyProvider: StrategyProvider = {
     } catch {
       throw new Error(`strategy host: invalid percent-encoding in target URL ${JSON.stringify(ctx.label)}`);
     }
-    ctx.routes.on('GET', `${decoded}/*`, (req, res) => serveCached(route, ctx.cache, ctx.logger, req, res), { rawPrefix: `${prefix}/` });
+    ctx.routes.on('GET', `${decoded}/*`, (req, res) => caching.serve(route, req, res), { rawPrefix: `${prefix}/` });
     return { name: 'host' };
   },
 };

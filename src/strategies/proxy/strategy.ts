@@ -3,10 +3,12 @@ import { z } from 'zod';
 import { sendText } from '../../server/router.js';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
-import { serveCached, type CachingRoute } from '../shared/caching-handler.js';
+import { cachingHandler, type CachingRoute } from '../shared/caching-handler.js';
+import { cachingAttributes } from '../shared/caching-config.js';
 import { ANY_HOST, hostAllowList } from '../shared/host-allow-list.js';
 
 const schema = z.strictObject({
+  ...cachingAttributes,
   'allowed-hosts': z.array(z.string()).default([]).describe('Target hosts (host or host:port) the proxy may fetch from; empty = any host (hoard addition).'),
   'plain-http-hosts': z
     .array(z.string())
@@ -30,6 +32,7 @@ export const proxyStrategyProvider: StrategyProvider = {
     const plain = lower(ctx.config['plain-http-hosts']);
     const targets = new WeakMap<IncomingMessage, URL>();
     const target = (req: IncomingMessage) => targets.get(req) as URL;
+    const caching = cachingHandler(ctx, 'proxy');
     const route: CachingRoute = {
       // Redirects answer to the same list as the targets themselves.
       allowedHosts: allowed.size ? hostAllowList(allowed, 'allowed-hosts of strategy proxy') : ANY_HOST,
@@ -58,7 +61,7 @@ export const proxyStrategyProvider: StrategyProvider = {
         policyPath,
         handle: (request, res) => {
           targets.set(request, url);
-          return serveCached(route, ctx.cache, ctx.logger, request, res);
+          return caching.serve(route, request, res);
         },
       };
     });

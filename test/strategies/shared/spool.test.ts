@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { Spool, SpoolSet, type SpoolSource } from '../../src/strategies/git/spool.js';
+import { Spool, SpoolSet, type SpoolSource } from '../../../src/strategies/shared/spool.js';
 
 let dir: string;
 let server: http.Server;

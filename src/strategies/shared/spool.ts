@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { waitForDrain } from '../../util/tee.js';
-import { relayableHeaders } from './upstream.js';
+import { relayableHeaders } from '../git/upstream.js';
 
 /** What a spool records: a response head and a body (an upstream IncomingMessage qualifies). */
 export interface SpoolSource extends AsyncIterable<unknown> {
@@ -18,10 +18,28 @@ export class SpoolUnavailableError extends Error {}
 
 const READ_CHUNK = 1 << 20;
 
+/** How a spool records. */
+export interface SpoolOptions {
+  /** The source's Content-Length is the whole body (a cached object), so followers get it too. */
+  keepLength?: boolean;
+  /**
+   * Statuses worth recording (default 2xx). Another status fails the spool before any head is
+   * served, so readers go upstream themselves (git); the caching handler records every answer,
+   * so a herd shares an error as well.
+   */
+  accept?: (status: number) => boolean;
+  /** Bound of the file: a body growing past it fails the recording (default: no bound). */
+  maxBytes?: number;
+}
+
+const is2xx = (status: number) => status >= 200 && status <= 299;
+
 /**
- * One upstream response recorded to a file while it streams, so identical requests made during a
- * clone share a single upstream transfer. The upstream request belongs to the spool, not to the
- * first client: a client that disconnects does not truncate the others.
+ * One upstream response recorded to a file while it streams, so identical requests share a
+ * single upstream transfer and every reader follows the file as it grows (tail-follow), not after
+ * it is complete. The upstream request belongs to the spool, not to the first client: a client
+ * that disconnects does not truncate the others. Used by git (identical requests during a clone,
+ * cold snapshot reads) and by the generic caching handler (one upstream fetch per herd).
  */
 export class Spool {
   private status: number | undefined;
@@ -35,7 +53,7 @@ export class Spool {
 
   private constructor(
     readonly file: string,
-    private readonly keepLength: boolean,
+    private readonly opts: SpoolOptions,
   ) {
     this.events.setMaxListeners(0);
   }
@@ -43,11 +61,9 @@ export class Spool {
   /**
    * Starts recording the response `fetch` yields into `file`, which must not exist yet (each
    * spool owns its file: a reader of one spool must never see another spool's bytes).
-   * `keepLength`: the source's Content-Length is the whole body (a cached object), so followers
-   * get it too.
    */
-  static start(file: string, fetch: () => Promise<SpoolSource>, opts: { keepLength?: boolean } = {}): Spool {
-    const spool = new Spool(file, opts.keepLength ?? false);
+  static start(file: string, fetch: () => Promise<SpoolSource>, opts: SpoolOptions = {}): Spool {
+    const spool = new Spool(file, opts);
     spool.recording = spool.record(fetch);
     return spool;
   }
@@ -60,15 +76,17 @@ export class Spool {
       handle = await fs.open(this.file, 'wx');
       const upstream = await fetch();
       const status = upstream.statusCode ?? 502;
-      if (status < 200 || status > 299) {
+      if (!(this.opts.accept ?? is2xx)(status)) {
         upstream.resume();
         throw new SpoolUnavailableError(`upstream answered ${status}`);
       }
       this.status = status;
       this.headers = relayableHeaders(upstream.headers);
-      if (!this.keepLength) delete this.headers['content-length'];
+      if (!this.opts.keepLength) delete this.headers['content-length'];
       this.events.emit('progress');
+      const max = this.opts.maxBytes ?? Infinity;
       for await (const chunk of upstream) {
+        if (this.size + (chunk as Buffer).length > max) throw new Error(`spool ${path.basename(this.file)} exceeded its bound of ${max} bytes`);
         await handle.write(chunk as Buffer);
         this.size += (chunk as Buffer).length;
         this.events.emit('progress');
@@ -85,6 +103,11 @@ export class Spool {
   /** Resolves when the recording ended, successfully or not. */
   finished(): Promise<void> {
     return this.recording;
+  }
+
+  /** True once the whole body is recorded. */
+  get complete(): boolean {
+    return this.done;
   }
 
   /** True when the recording failed (callers forward upstream instead). */
