@@ -52,7 +52,7 @@ export function duration() {
   return z.string().transform((text, ctx) => {
     const ms = parseDuration(text);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(text)} (use Go syntax such as "90s", "1h30m", or days: "7d")` });
+      ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(text)} (use Go syntax such as "90s", "1h30m")` });
       return z.NEVER;
     }
     return ms;

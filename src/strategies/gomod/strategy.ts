@@ -148,13 +148,12 @@ export const gomodStrategyProvider: StrategyProvider = {
         if (cacheOnly(req)) return serveFromCacheOnly(route, req, res);
         return caching.serve(route, req, res);
       }
-      if ((request.kind === 'list' || request.kind === 'latest') && ctx.config['mutable-ttl'] > 0) {
+      if ((request.kind === 'list' || request.kind === 'latest') && ctx.config['mutable-ttl'] > 0 && !cacheOnly(req)) {
         // They change: a short TTL, then a conditional GET (X-Hoard-Cache: revalidated on 304).
         const route: CachingRoute = { key: () => url.href, upstream: () => ({ url }), allowedHosts, ttlMs: () => ctx.config['mutable-ttl'], responseHeaders: { 'cache-control': CACHE_CONTROL.mutable } };
-        if (cacheOnly(req)) return serveFromCacheOnly(route, req, res);
         return caching.serve(route, req, res);
       }
-      if (cacheOnly(req)) return sendText(res, 404, 'not found: version lists and queries are never cached (Disable-Module-Fetch)', { 'cache-control': CACHE_CONTROL.notFoundQuery });
+      if (cacheOnly(req)) return sendText(res, 404, 'not found: version lists and queries are never served from the cache alone (Disable-Module-Fetch)', { 'cache-control': CACHE_CONTROL.notFoundQuery });
       return forwardWithoutCredentials(req, res, url);
     });
     const serveFromCacheOnly = async (route: CachingRoute, req: IncomingMessage, res: ServerResponse) => {
