@@ -102,6 +102,15 @@ export class Router implements RouteRegistry {
   }
 }
 
+/**
+ * `text` as a static part of a route path: find-my-way reads `:` as the start of a parameter, so a
+ * configured prefix holding a port (`/127.0.0.1:9000/...`) must spell it `::`. Without this, two
+ * `strategy host` blocks for one address on different ports collide at start-up.
+ */
+export function literalRoutePath(text: string): string {
+  return text.replace(/:/g, '::');
+}
+
 /** Sends a short plain-text response (errors and simple statuses). */
 export function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   if (res.headersSent) {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { normaliseRequestPath } from '../../server/request-path.js';
-import { sendText } from '../../server/router.js';
+import { literalRoutePath, sendText } from '../../server/router.js';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { cachingHandler, type CachingRoute } from '../shared/caching-handler.js';
@@ -74,7 +74,7 @@ export const artifactoryStrategyProvider: StrategyProvider = {
     } catch {
       throw new Error(`strategy artifactory: invalid percent-encoding in target URL ${JSON.stringify(ctx.label)}`);
     }
-    ctx.routes.on('GET', `${decoded}/*`, (req, res) => serve(req, res, (req.url ?? '').slice(prefix.length)), { rawPrefix: `${prefix}/` });
+    ctx.routes.on('GET', `${literalRoutePath(decoded)}/*`, (req, res) => serve(req, res, (req.url ?? '').slice(prefix.length)), { rawPrefix: `${prefix}/` });
 
     if (hosts.size) {
       ctx.routes.intercept((req) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { literalRoutePath } from '../../server/router.js';
 import type { StrategyContext } from '../../server/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { cachingHandler } from '../shared/caching-handler.js';
@@ -46,7 +47,7 @@ export const hostStrategyProvider: StrategyProvider = {
     } catch {
       throw new Error(`strategy host: invalid percent-encoding in target URL ${JSON.stringify(ctx.label)}`);
     }
-    ctx.routes.on('GET', `${decoded}/*`, (req, res) => caching.serve(route, req, res), { rawPrefix: `${prefix}/` });
+    ctx.routes.on('GET', `${literalRoutePath(decoded)}/*`, (req, res) => caching.serve(route, req, res), { rawPrefix: `${prefix}/` });
     return { name: 'host' };
   },
 };
