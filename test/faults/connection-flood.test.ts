@@ -12,7 +12,7 @@ import { promises as fs, readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { startHoardProcess, stopAllHoardProcesses } from '../fixtures/hoard-process.js';
+import { startHoardOnConfig, stopAllHoardProcesses } from '../fixtures/hoard-process.js';
 import { waitFor } from './process-table.js';
 
 const FLOOD = 2000;
@@ -50,9 +50,7 @@ test('2,000 idle connections: the server keeps answering others and releases eve
     return;
   }
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-flood-'));
-  const config = path.join(work, 'hoard.hcl');
-  await fs.writeFile(config, `state = "${work}/state"\nbind = "127.0.0.1:0"\nmetrics { port = 0 }\nlog { level = "warn" }\ncache disk {}\nmetadata memory {}\n`);
-  const hoard = await startHoardProcess({ config: config });
+  const hoard = await startHoardOnConfig(work, 'cache disk {}\nmetadata memory {}\n', { logLevel: 'warn' });
   const { port } = new URL(hoard.url);
   const body = randomBytes(64 * 1024);
   const roundTrip = async (key: string) => {

@@ -68,7 +68,7 @@ test('a full state filesystem: clear 507 for object writes, nothing half-written
   await fs.mkdir(state);
   const config = path.join(work, 'hoard.hcl');
   await fs.writeFile(config, `state = "${state}"\nbind = "127.0.0.1:0"\nmetrics { port = 0 }\nlog { level = "warn" }\ncache disk {}\nmetadata memory {}\nstrategy git {\n  plain-http-hosts = ["${upstream.hostPort}"]\n}\n`);
-  const hoard = await startHoardProcess({ config: config });
+  const hoard = await startHoardProcess({ config });
   const repoUrl = `${hoard.url}/git/${upstream.hostPort}/org/app.git`;
   const upstreamHead = git(['rev-parse', 'HEAD'], path.join(upstream.root, 'repos', 'org/app.git'));
   const first = await gitRun(['clone', '-q', repoUrl, path.join(work, 'before')]);

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { git, gitClientEnv, startGitUpstream, type GitUpstream } from '../fixtures/git-upstream.js';
 import { generateSourceRepo } from '../fixtures/source-repo-generator.js';
-import { startHoardProcess, stopAllHoardProcesses, type HoardProcess } from '../fixtures/hoard-process.js';
+import { startHoardProcess, stopAllHoardProcesses, writeServeConfig, type HoardProcess } from '../fixtures/hoard-process.js';
 import { descendants, stillRunning, waitFor, type ProcessRow } from './process-table.js';
 
 let upstream: GitUpstream;
@@ -47,22 +47,10 @@ after(async () => {
 
 /** A state directory and its config; the same config restarts the server on the same state. */
 async function makeState(name: string): Promise<{ state: string; config: string }> {
-  const state = path.join(work, name);
+  const dir = path.join(work, name);
+  const state = path.join(dir, 'state');
   await fs.mkdir(state, { recursive: true });
-  const config = path.join(work, `${name}.hcl`);
-  await fs.writeFile(
-    config,
-    `state = "${state}"
-bind = "127.0.0.1:0"
-metrics { port = 0 }
-log { level = "info" }
-cache disk {}
-metadata memory {}
-strategy git {
-  plain-http-hosts = ["${upstream.hostPort}"]
-}
-`,
-  );
+  const config = await writeServeConfig(dir, `cache disk {}\nmetadata memory {}\nstrategy git {\n  plain-http-hosts = ["${upstream.hostPort}"]\n}\n`);
   return { state, config };
 }
 
@@ -130,7 +118,7 @@ async function assertTrashEmptied(state: string): Promise<void> {
 
 test('kill -9 during snapshot generation of a 20k-file repository: restart at once, children gone, clone equals upstream', async () => {
   const { state, config } = await makeState('snapshot');
-  const first = await startHoardProcess({ config: config });
+  const first = await startHoardProcess({ config });
   // The request dies with the server; only its side effects matter.
   const pending = fetch(`${first.url}/git/${upstream.hostPort}/org/big.git/snapshot.tar.zst`).then((r) => r.arrayBuffer()).catch(() => undefined);
   // Generation starts with a local `git clone` of the mirror into scratch space (checking out
@@ -144,7 +132,7 @@ test('kill -9 during snapshot generation of a 20k-file repository: restart at on
   await first.kill9();
   await pending;
 
-  const second = await startHoardProcess({ config: config });
+  const second = await startHoardProcess({ config });
   await liveness(second);
   await assertReaped(children);
   await assertWholeSnapshot(second, 'org/big.git');
@@ -155,7 +143,7 @@ test('kill -9 during snapshot generation of a 20k-file repository: restart at on
 
 test('kill -9 during a first clone: the server-side clone dies with it; restart, clone equals upstream', async () => {
   const { state, config } = await makeState('first-clone');
-  const first = await startHoardProcess({ config: config });
+  const first = await startHoardProcess({ config });
   // The upstream holds every pack response, so the server-side `git clone --mirror` is waiting
   // mid-clone when the server dies; an orphan would wake up long after the test wants it gone.
   upstream.setDelay(60_000);
@@ -168,7 +156,7 @@ test('kill -9 during a first clone: the server-side clone dies with it; restart,
   await client;
   upstream.setDelay(0);
 
-  const second = await startHoardProcess({ config: config });
+  const second = await startHoardProcess({ config });
   await liveness(second);
   await assertReaped(children);
   await assertCloneEqualsUpstream(second, 'org/small.git', state);
@@ -178,7 +166,7 @@ test('kill -9 during a first clone: the server-side clone dies with it; restart,
 
 test('kill -9 during an object upload: after restart the partial object is never served', async () => {
   const { state, config } = await makeState('upload');
-  const first = await startHoardProcess({ config: config });
+  const first = await startHoardProcess({ config });
   const whole = randomBytes(8 << 20);
   const key = 'half-uploaded';
   const req = http.request(`${first.url}/api/v1/object/faults/${key}`, { method: 'POST', headers: { 'content-length': String(whole.length) } });
@@ -199,7 +187,7 @@ test('kill -9 during an object upload: after restart the partial object is never
   await first.kill9();
   req.destroy();
 
-  const second = await startHoardProcess({ config: config });
+  const second = await startHoardProcess({ config });
   await liveness(second);
   const res = await fetch(`${second.url}/api/v1/object/faults/${key}`);
   assert.equal(res.status, 404, 'the partial object is not served');
@@ -222,7 +210,7 @@ test('start-up succeeds while something is still writing into the scratch space'
   helpers.push(writer);
   await waitFor('the writer to start writing', 10_000, async () => ((await fs.readdir(busy)).length > 100 ? true : undefined));
 
-  const hoard = await startHoardProcess({ config: config });
+  const hoard = await startHoardProcess({ config });
   await liveness(hoard);
   // Scratch space is usable at once: a first clone works while the old directory is still busy.
   await assertCloneEqualsUpstream(hoard, 'org/small.git', state);
@@ -233,7 +221,7 @@ test('start-up succeeds while something is still writing into the scratch space'
 
 test('a mirror whose fetch was killed mid-update (stale ref locks) fetches again after restart', async () => {
   const { state, config } = await makeState('killed-fetch');
-  const first = await startHoardProcess({ config: config });
+  const first = await startHoardProcess({ config });
   await assertCloneEqualsUpstream(first, 'org/small.git', state);
   await first.kill9();
   // What a `git fetch` killed while updating refs leaves behind: its lock files (and a temp pack).
@@ -242,7 +230,7 @@ test('a mirror whose fetch was killed mid-update (stale ref locks) fetches again
   for (const lock of ['refs/heads/main.lock', 'packed-refs.lock', 'HEAD.lock', 'objects/pack/tmp_pack_killed']) await fs.writeFile(path.join(mirror, lock), '');
   const newHead = await upstream.commit('org/small.git', 'after the killed fetch');
 
-  const second = await startHoardProcess({ config: config });
+  const second = await startHoardProcess({ config });
   await liveness(second);
   // The start-up fetch brings the mirror up to date (it fails for ever while a lock remains).
   await waitFor('the restarted server to fetch the new commit into its mirror', 60_000, () =>

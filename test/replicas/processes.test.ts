@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startHoardProcess, stopAllHoardProcesses, type HoardProcess } from '../fixtures/hoard-process.js';
+import { startHoardProcess, stopAllHoardProcesses, writeServeConfig, type HoardProcess } from '../fixtures/hoard-process.js';
 import { s3ConfigBlock, type S3rverHandle, startS3rver } from '../fixtures/s3rver.js';
 
 const SYNC_INTERVAL_MS = 1000;
@@ -39,16 +39,11 @@ after(async () => {
 });
 
 async function startReplica(name: string): Promise<Replica> {
-  const state = path.join(work, name);
-  await fs.mkdir(state);
-  const config = path.join(state, 'hoard.hcl');
-  await fs.writeFile(
-    config,
-    `state = "${state}"
-bind = "127.0.0.1:0"
-metrics { port = 0 }
-log { level = "warn" }
-${s3ConfigBlock(s3.endpoint)}
+  const dir = path.join(work, name);
+  await fs.mkdir(path.join(dir, 'state'), { recursive: true });
+  const config = await writeServeConfig(
+    dir,
+    `${s3ConfigBlock(s3.endpoint)}
 cache disk {}
 cache s3 { bucket = "${s3.bucket}" }
 metadata s3 {
@@ -56,6 +51,7 @@ metadata s3 {
   sync-interval = "${SYNC_INTERVAL_MS / 1000}s"
 }
 `,
+    { logLevel: 'warn' },
   );
   return startHoardProcess({ config, name, startTimeoutMs: 60_000 });
 }
