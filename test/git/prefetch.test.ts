@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { gitHoardHcl } from '../fixtures/git-hoard.js';
 import { startGitUpstream, git, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { waitFor } from '../fixtures/poll.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
@@ -40,19 +41,7 @@ describe('git prefetch: warm from start-up, pinned in the refresher', () => {
     // The ref check is an hour, so only the refresher brings upstream commits in.
     hoard = await startTestServer({
       logs,
-      hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone {
-  ref-check-interval = "1h"
-  fetch-interval = "200ms"
-  refresh-idle = "1ms"
-}
-strategy git {
-  plain-http-hosts = ["${upstream.hostPort}"]
-  prefetch = ["${upstream.hostPort}/org/warm"]
-}
-`,
+      hcl: gitHoardHcl(upstream.hostPort, { clone: 'ref-check-interval = "1h"\n  fetch-interval = "200ms"\n  refresh-idle = "1ms"', git: `prefetch = ["${upstream.hostPort}/org/warm"]` }),
     });
   });
   after(async () => {

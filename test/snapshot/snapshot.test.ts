@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { gitRestore, NoSnapshotError } from '../../src/client/git-restore.js';
 import { artifactKey } from '../../src/strategies/git/snapshots.js';
 import { gitAsync } from '../fixtures/git-client.js';
+import { gitHoardHcl } from '../fixtures/git-hoard.js';
 import { startGitUpstream, git, type GitUpstream } from '../fixtures/git-upstream.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
@@ -62,15 +63,7 @@ before(async () => {
   await installCompressorShims(path.join(work, 'bin'));
   hoard = await startTestServer({
     logs,
-    hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone { ref-check-interval = "${REF_CHECK_MS}ms" }
-strategy git {
-  plain-http-hosts = ["${upstream.hostPort}"]
-  zstd-threads = 2
-}
-`,
+    hcl: gitHoardHcl(upstream.hostPort, { clone: `ref-check-interval = "${REF_CHECK_MS}ms"`, git: 'zstd-threads = 2' }),
   });
   await upstream.createRepo('org/app.git', { files: 40, branches: ['develop', 'release'] });
 });

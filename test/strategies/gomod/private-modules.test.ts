@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { gitHoardHcl } from '../../fixtures/git-hoard.js';
 import { git, startGitUpstream, type GitUpstream } from '../../fixtures/git-upstream.js';
 import { buildGoApp, goClientEnv, runGo } from '../../fixtures/go-client.js';
 import { startTestServer, type TestServer } from '../../fixtures/server.js';
@@ -113,12 +114,7 @@ before(async () => {
   await commitFiles(golden, { 'more.go': 'package golden\n' }, 'exec bit', ['v1.0.1']);
 
   hoard = await startTestServer({
-    hcl: `cache disk {}
-metadata memory {}
-metrics { port = 0 }
-git-clone { ref-check-interval = "0s" }
-strategy git { plain-http-hosts = ["${upstream.hostPort}"] }
-strategy gomod {
+    hcl: `${gitHoardHcl(upstream.hostPort, { clone: 'ref-check-interval = "0s"' })}strategy gomod {
   proxy = "http://127.0.0.1:9"
   private-paths = ["example.com/private/*"]
   private-repo-hosts = { "example.com" = "${upstream.hostPort}" }
