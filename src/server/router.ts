@@ -76,7 +76,8 @@ export class Router implements RouteRegistry {
       }
       return handler(req, res, params, query);
     };
-    const store: RouteStore = { handler: guarded, trustedOnly: opts.trustedOnly, route: path, strategy };
+    // The template as people read it: find-my-way's `::` escape of a literal colon is shown as `:`.
+    const store: RouteStore = { handler: guarded, trustedOnly: opts.trustedOnly, route: path.replace(/::/g, ':'), strategy };
     for (const method of Array.isArray(methods) ? methods : [methods]) {
       if (method === 'HEAD' && this.implicitHead.delete(path)) this.tree.off('HEAD', path);
       this.tree.on(method, path, noop, store);
