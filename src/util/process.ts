@@ -60,6 +60,22 @@ function killGroup(child: ChildProcess): void {
   }
 }
 
+/**
+ * The word that names what a child was doing, for error messages: the first argument that is not
+ * an option or an option's value (`git -c k=v -C dir fetch …` → `fetch`, not `-c`).
+ */
+export function subcommandOf(args: string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '-c' || arg === '-C') {
+      i++;
+      continue;
+    }
+    if (!arg.startsWith('-')) return arg;
+  }
+  return args[0] ?? '';
+}
+
 /** Children still running, killed if the process exits (never leave orphans behind). */
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -234,7 +250,7 @@ export function startChild(command: string, args: string[], opts: ChildOptions):
               ? `killed by ${signal}`
               : `exited with code ${code}`;
       const tail = stderrTail.trim().split('\n').slice(-3).join(' | ');
-      reject(new ChildProcessError(`${command} ${args[0] ?? ''} ${why}${tail ? `: ${tail}` : ''}`, code, stderrTail, killedBy));
+      reject(new ChildProcessError(`${command} ${subcommandOf(args)} ${why}${tail ? `: ${tail}` : ''}`, code, stderrTail, killedBy));
     });
   });
   done.catch(() => undefined);

@@ -94,3 +94,10 @@ describe('child processes', () => {
     assert.deepEqual(signalled, []);
   });
 });
+
+test('a failed child is named by its subcommand, not by a leading option', async () => {
+  const { runChild, subcommandOf } = await import('../../src/util/process.js');
+  assert.equal(subcommandOf(['-c', 'http.followRedirects=false', '-C', '/x', 'fetch', '--prune']), 'fetch');
+  assert.equal(subcommandOf(['--version']), '--version');
+  await assert.rejects(runChild('git', ['-c', 'core.x=y', 'no-such-subcommand'], { timeoutMs: 10_000 }), /git no-such-subcommand exited with code/);
+});
