@@ -44,7 +44,7 @@ program
   .option('-c, --config <file>', 'config file (default: $HOARD_CONFIG, ./hoard.hcl, else the embedded default)')
   .option('--schema', 'print every config block and attribute with type, default and help, then exit')
   .action(async (opts: { config?: string; schema?: boolean }) => {
-    const { runServer } = await import('../server/run.js');
+    const { runServer } = await import('../app/run.js');
     const code = await runServer({ configPath: opts.config, schema: opts.schema ?? false });
     process.exit(code);
   });

@@ -36,7 +36,7 @@ async function rejectsWith(promise: Promise<unknown>, code: string): Promise<unk
  *   ever asked to drop a copy that may be stale;
  * - `keeps-authoritative`: a tiered cache evicts the copies in its near tiers (`near`, root views)
  *   and never touches the last, authoritative tier, so the object stays readable;
- * - `no-op`: the single configured cache as the server wires it (src/server/wiring.ts wraps it),
+ * - `no-op`: the single configured cache as the server wires it (src/app/wiring.ts wraps it),
  *   because with one tier that tier is the authority and there is nothing local to evict.
  */
 export type InvalidateSemantics = { kind: 'removes' } | { kind: 'keeps-authoritative'; near: Cache[] } | { kind: 'no-op' };

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { allProviderSpecs } from '../../src/server/wiring.js';
+import { allProviderSpecs } from '../../src/app/wiring.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
 const dir = path.resolve(import.meta.dirname, '../fixtures/cachew-configs');

@@ -13,7 +13,7 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { loadConfig } from '../../src/config/load.js';
-import { allProviderSpecs } from '../../src/server/wiring.js';
+import { allProviderSpecs } from '../../src/app/wiring.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const read = (rel: string) => readFileSync(path.join(root, rel), 'utf8');

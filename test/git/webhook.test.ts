@@ -10,7 +10,7 @@ import { startGitUpstream, git, type GitUpstream } from '../fixtures/git-upstrea
 import { waitFor } from '../fixtures/poll.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { loadConfig } from '../../src/config/load.js';
-import { allProviderSpecs } from '../../src/server/wiring.js';
+import { allProviderSpecs } from '../../src/app/wiring.js';
 import { githubRepositoryNames, verifyGithubSignature } from '../../src/strategies/git/webhook.js';
 
 const SECRET = 'It’s a Secret to Everybody';

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Histogram, Registry, Summary } from 'prom-client';
 import { DataPointType, type HistogramMetricData } from '@opentelemetry/sdk-metrics';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { allProviderSpecs } from '../../src/server/wiring.js';
+import { allProviderSpecs } from '../../src/app/wiring.js';
 import { promRegistryProducer } from '../../src/server/telemetry/prom-bridge.js';
 import { startHoardOnConfig } from '../fixtures/hoard-process.js';
 

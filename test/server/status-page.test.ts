@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { loadConfig } from '../../src/config/load.js';
-import { allProviderSpecs, startServer, type RunningServer } from '../../src/server/wiring.js';
+import { allProviderSpecs, startServer, type RunningServer } from '../../src/app/wiring.js';
 import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { freePort } from '../fixtures/metrics-scrape.js';
 

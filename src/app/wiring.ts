@@ -9,23 +9,23 @@ import { metadataProviders } from '../metadata/registry.js';
 import type { MetadataStore } from '../metadata/store.js';
 import { mountObjectApi } from '../strategies/api/object-api.js';
 import { strategyProviders } from '../strategies/registry.js';
-import type { TrustedRemote } from './authz.js';
-import { answerAndClose } from './answer-and-close.js';
+import type { TrustedRemote } from '../server/authz.js';
+import { answerAndClose } from '../server/answer-and-close.js';
 import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../util/read-body.js';
-import { createHttpServer } from './http-server.js';
-import { createAuthorizer } from './policy/authorizer.js';
-import { LOG_LEVELS, checkLogHeaders, createLogger } from './logging.js';
-import { mountProfiling } from './profiling.js';
-import { ServerMetrics } from './metrics.js';
-import { startTelemetry } from './telemetry/start.js';
-import { Router, sendText } from './router.js';
-import type { Strategy, StrategyServices } from './strategy.js';
+import { createHttpServer } from '../server/http-server.js';
+import { createAuthorizer } from '../server/policy/authorizer.js';
+import { LOG_LEVELS, checkLogHeaders, createLogger } from '../server/logging.js';
+import { mountProfiling } from '../server/profiling.js';
+import { ServerMetrics } from '../server/metrics.js';
+import { startTelemetry } from '../server/telemetry/start.js';
+import { Router, sendText } from '../server/router.js';
+import type { Strategy, StrategyServices } from '../server/strategy.js';
 import { bodyBytes, createTieredCache, type TierObserver } from '../cache/tiered.js';
 import { createGitHubAppTokens } from '../github/app-tokens.js';
 import { installTelemetry } from '../util/telemetry.js';
-import { RecentErrors } from './status/recent-errors.js';
-import { allRepositories } from './status/data.js';
-import { mountStatusPage } from './status/route.js';
+import { RecentErrors } from '../server/status/recent-errors.js';
+import { allRepositories } from '../server/status/data.js';
+import { mountStatusPage } from '../server/status/route.js';
 
 /** Every provider spec the config loader must know. */
 export function allProviderSpecs(): ProviderSpec[] {

@@ -2,7 +2,7 @@ import { ConfigError, loadConfig, resolveConfigSource } from '../config/load.js'
 import { renderSchema } from '../config/render-schema.js';
 import { allProviderSpecs, startServer } from './wiring.js';
 import { missingTools } from './tools.js';
-import { installLastResort } from './last-resort.js';
+import { installLastResort } from '../server/last-resort.js';
 
 /**
  * `hoard serve`: resolve and load the config, check system tools, start, and stop gracefully on
