@@ -1,5 +1,5 @@
 import { isLoopbackAddress } from '../util/loopback.js';
-import type { TrustedOnlyRule } from './strategy.js';
+import type { TrustedOnlyRule } from '../http/strategy.js';
 
 /**
  * The default authorization policy: admin and object-write surfaces, and the requests a route

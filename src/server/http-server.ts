@@ -3,13 +3,13 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { TrustedRemote } from './authz.js';
 import { defaultAuthorizer, type Authorizer } from './policy/authorizer.js';
-import { normaliseRequestPath } from './request-path.js';
+import { normaliseRequestPath } from '../http/request-path.js';
 import type { ServerMetrics } from './metrics.js';
-import type { Router } from './router.js';
-import { LINGER_MS, refuseRequest } from './answer-and-close.js';
+import type { Router } from '../http/router.js';
+import { LINGER_MS, refuseRequest } from '../http/answer-and-close.js';
 import { statusFor } from '../http/error-answer.js';
 import { failRequest, guardEmitter, runInRequestScope, type RequestScope } from './last-resort.js';
-import { tracing, type ServerTrace } from './telemetry/tracing-hook.js';
+import { tracing, type ServerTrace } from '../util/tracing-hook.js';
 
 /**
  * Server timeouts, chosen for multi-GB snapshot and archive transfers:

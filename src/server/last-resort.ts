@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { answerAndClose } from './answer-and-close.js';
+import { answerAndClose } from '../http/answer-and-close.js';
 
 /**
  * The last line of defence between one request's bug and the whole process: an error no handler

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { pipeline } from 'node:stream/promises';
 import v8 from 'node:v8';
-import { sendText } from './router.js';
-import type { RouteRegistry } from './strategy.js';
+import { sendText } from '../http/router.js';
+import type { RouteRegistry } from '../http/strategy.js';
 
 /** Longest CPU profile one request may take. */
 const MAX_PROFILE_SECONDS = 300;

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Cache } from '../cache/cache.js';
 import type { TierObserver } from '../cache/tiered.js';
 import type { FillObservation, QueueDepthSource, Telemetry, UpstreamObservation } from '../util/telemetry.js';
-import type { RepositoryStatus } from './strategy.js';
+import type { RepositoryStatus } from '../http/strategy.js';
 
 /** What `res.getHeader('x-hoard-cache')` returns. */
 export type CacheHeaderValue = number | string | string[] | undefined;

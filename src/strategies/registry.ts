@@ -1,5 +1,5 @@
 import type { ProviderSpec } from '../config/provider.js';
-import type { Strategy, StrategyContext } from '../server/strategy.js';
+import type { Strategy, StrategyContext } from '../http/strategy.js';
 import { artifactoryStrategyProvider } from './artifactory/strategy.js';
 import { gitStrategyProvider } from './git/strategy.js';
 import { githubReleasesStrategyProvider } from './github-releases/strategy.js';

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { createHttpServer } from '../../src/server/http-server.js';
 import { installLastResort } from '../../src/server/last-resort.js';
 import { ServerMetrics } from '../../src/server/metrics.js';
-import { Router, sendText } from '../../src/server/router.js';
+import { Router, sendText } from '../../src/http/router.js';
 
 const logger = pino({ level: 'info' }, pino.destination({ fd: 2, sync: true }));
 const router = new Router();

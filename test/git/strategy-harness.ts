@@ -6,7 +6,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { MemoryMetadataStore } from '../../src/metadata/memory.js';
-import type { RouteHandler, Strategy } from '../../src/server/strategy.js';
+import type { RouteHandler, Strategy } from '../../src/http/strategy.js';
 import { gitStrategyProvider } from '../../src/strategies/git/strategy.js';
 
 /** The git strategy alone behind a plain HTTP server, with the internals tests inspect. */

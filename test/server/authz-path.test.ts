@@ -7,7 +7,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import { isAllowed } from '../../src/server/authz.js';
-import { normaliseRequestPath } from '../../src/server/request-path.js';
+import { normaliseRequestPath } from '../../src/http/request-path.js';
 import { allProviderSpecs, startServer, type RunningServer } from '../../src/app/wiring.js';
 import { fileCleanups } from '../fixtures/cleanups.js';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { holdingConnection } from '../../src/server/hold-connection.js';
+import { holdingConnection } from '../../src/http/hold-connection.js';
 
 /** A server that closes idle sockets after 200 ms and answers after 600 ms of silent work. */
 async function serve(hold: boolean): Promise<{ status: number | undefined; error: string | undefined }> {

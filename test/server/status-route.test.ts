@@ -8,7 +8,7 @@ import { escapeHtml, renderStatusPage } from '../../src/server/status/page.js';
 import { RecentErrors, scrubCredentials } from '../../src/server/status/recent-errors.js';
 import { Registry } from 'prom-client';
 import { StrategyMetrics } from '../../src/server/strategy-metrics.js';
-import type { Strategy } from '../../src/server/strategy.js';
+import type { Strategy } from '../../src/http/strategy.js';
 
 describe('status page', () => {
   test('GET / is for trusted callers only; a remote caller gets 403, a loopback one the page and its JSON', async () => {

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { Scheduler } from '../../src/jobs/scheduler.js';
 import { StrategyMetrics } from '../../src/server/strategy-metrics.js';
-import { requestUpstream } from '../../src/strategies/git/upstream.js';
+import { requestUpstream } from '../../src/http/upstream.js';
 import { installTelemetry } from '../../src/util/telemetry.js';
 import { teeInto } from '../../src/util/tee.js';
 import { freePort, parseExposition, sum } from '../fixtures/metrics-scrape.js';

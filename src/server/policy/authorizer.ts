@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { isAllowed, isAllowedByRoute, type TrustedRemote } from '../authz.js';
-import type { TrustedOnlyRule } from '../strategy.js';
+import type { TrustedOnlyRule } from '../../http/strategy.js';
 import { compilePolicy, DECISION_ENTRYPOINT, ENTRYPOINT, PolicyCompileError, wasmFromBundle } from './opa-compiler.js';
 
 /** A decision on one request. `error` is answered 500 `policy evaluation error` (cachew §7.1). */

@@ -1,4 +1,4 @@
-import type { RepositoryStatus, StatusSection, Strategy } from '../strategy.js';
+import type { RepositoryStatus, StatusSection, Strategy } from '../../http/strategy.js';
 import { RESULTS, mostRecent, type StrategyMetrics } from '../strategy-metrics.js';
 import type { RecentErrors } from './recent-errors.js';
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendJson } from '../router.js';
-import type { Router } from '../router.js';
+import { sendJson } from '../../http/router.js';
+import type { Router } from '../../http/router.js';
 import { gatherStatus, type StatusSources } from './data.js';
 import { STATUS_CSP, renderStatusPage } from './page.js';
 

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace-node';
-import type { ClientTrace, ServerTrace, Tracing } from './tracing-hook.js';
+import type { ClientTrace, ServerTrace, Tracing } from '../../util/tracing-hook.js';
 
 /**
  * OpenTelemetry tracing for hoard (loaded only when enabled): a server span per request and a

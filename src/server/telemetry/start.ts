@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { GlobalConfig } from '../../config/load.js';
 import { packageVersion } from '../../cli/version.js';
-import { setTracing } from './tracing-hook.js';
+import { setTracing } from '../../util/tracing-hook.js';
 
 /** Running telemetry exporters. */
 export interface Telemetry {

@@ -7,11 +7,11 @@ import { isCacheError } from '../../cache/errors.js';
 import { isValidNamespace, parseKey, type CacheKey } from '../../cache/key.js';
 import { unquoteStrongETag, type StoredHeaders } from '../../cache/headers.js';
 import { parseDuration } from '../../config/duration.js';
-import { answerAndClose, refuseRequest } from '../../server/answer-and-close.js';
+import { answerAndClose, refuseRequest } from '../../http/answer-and-close.js';
 import { cacheErrorAnswer } from '../../http/error-answer.js';
-import { sendJson, sendText } from '../../server/router.js';
-import { sendCacheObject } from '../../server/send-cache-object.js';
-import type { RouteParams, RouteRegistry } from '../../server/strategy.js';
+import { sendJson, sendText } from '../../http/router.js';
+import { sendCacheObject } from '../../http/send-cache-object.js';
+import type { RouteParams, RouteRegistry } from '../../http/strategy.js';
 
 /**
  * Request headers stored with an uploaded object. An allowlist rather than cachew's denylist:

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { normaliseRequestPath } from '../../server/request-path.js';
-import { literalRoutePath, sendText } from '../../server/router.js';
-import type { StrategyContext } from '../../server/strategy.js';
+import { normaliseRequestPath } from '../../http/request-path.js';
+import { literalRoutePath, sendText } from '../../http/router.js';
+import type { StrategyContext } from '../../http/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { cachingHandler, type CachingRoute } from '../shared/caching-handler.js';
 import { cachingAttributes } from '../shared/caching-config.js';

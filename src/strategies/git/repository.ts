@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { runChild, startChild } from '../../util/process.js';
 import { telemetry } from '../../util/telemetry.js';
 import { GIT_REDIRECT_ERROR, NO_REDIRECTS, UpstreamMovedError, resolveUpstreamRedirect } from './upstream-redirect.js';
-import { tracing } from '../../server/telemetry/tracing-hook.js';
+import { tracing } from '../../util/tracing-hook.js';
 import { advertisementDifferences, parseForEachRef, parseLsRemote, parseRefspecs } from './advertisement.js';
 
 /** Repository lifecycle (reference git §3.1). */

@@ -1,5 +1,5 @@
 import type { Cache } from '../../cache/cache.js';
-import type { RepositoryStatus } from '../../server/strategy.js';
+import type { RepositoryStatus } from '../../http/strategy.js';
 import type { Repository } from './repository.js';
 import { artifactKey } from './snapshots.js';
 

@@ -1,4 +1,4 @@
-import { requestUpstream } from './upstream.js';
+import { requestUpstream } from '../../http/upstream.js';
 
 /**
  * Config for server-side git that talks to upstreams: git itself follows no redirect. git offers

@@ -1,8 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { answerAndClose, refuseRequest } from '../../server/answer-and-close.js';
-import { sendText } from '../../server/router.js';
+import { answerAndClose, refuseRequest } from '../../http/answer-and-close.js';
+import { sendText } from '../../http/router.js';
 import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../util/read-body.js';
 import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
 

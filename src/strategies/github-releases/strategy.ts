@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import type { StrategyContext } from '../../server/strategy.js';
+import type { StrategyContext } from '../../http/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { HttpError, cachingHandler, fetchFollowingRedirects } from '../shared/caching-handler.js';
 import { cachingAttributes } from '../shared/caching-config.js';

@@ -1,14 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { RouteParams, StrategyContext } from '../../server/strategy.js';
+import type { RouteParams, StrategyContext } from '../../http/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { cachingHandler, variantKey, type CachingRoute } from '../shared/caching-handler.js';
 import { cachingAttributes } from '../shared/caching-config.js';
 import { duration } from '../../config/duration.js';
-import { sendCacheObject } from '../../server/send-cache-object.js';
-import { forwardToUpstream } from '../git/upstream.js';
+import { sendCacheObject } from '../../http/send-cache-object.js';
+import { forwardToUpstream } from '../../http/upstream.js';
 import { hostAllowList, hostEntry } from '../shared/host-allow-list.js';
-import { sendText } from '../../server/router.js';
+import { sendText } from '../../http/router.js';
 import { checkEscapedModulePath, checkEscapedVersion, isCanonicalVersion } from './module-path.js';
 import { CACHE_CONTROL } from './cache-control.js';
 import { PrivateModuleServer } from './private-module-server.js';

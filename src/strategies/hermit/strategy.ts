@@ -1,11 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { duration } from '../../config/duration.js';
-import type { StrategyContext } from '../../server/strategy.js';
+import type { StrategyContext } from '../../http/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { HttpError, cachingHandler } from '../shared/caching-handler.js';
 import { cachingAttributes } from '../shared/caching-config.js';
-import { forwardToUpstream } from '../git/upstream.js';
+import { forwardToUpstream } from '../../http/upstream.js';
 import { ANY_HOST } from '../shared/host-allow-list.js';
 
 const schema = z.strictObject({

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { literalRoutePath } from '../../server/router.js';
-import type { StrategyContext } from '../../server/strategy.js';
+import { literalRoutePath } from '../../http/router.js';
+import type { StrategyContext } from '../../http/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { cachingHandler } from '../shared/caching-handler.js';
 import { cachingAttributes } from '../shared/caching-config.js';

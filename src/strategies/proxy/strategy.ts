@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { sendText } from '../../server/router.js';
-import type { StrategyContext } from '../../server/strategy.js';
+import { sendText } from '../../http/router.js';
+import type { StrategyContext } from '../../http/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { cachingHandler, type CachingRoute } from '../shared/caching-handler.js';
 import { cachingAttributes } from '../shared/caching-config.js';

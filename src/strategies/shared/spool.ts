@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { waitForDrain } from '../../util/tee.js';
-import { relayableHeaders } from '../git/upstream.js';
+import { relayableHeaders } from '../../http/upstream.js';
 
 /** What a spool records: a response head and a body (an upstream IncomingMessage qualifies). */
 export interface SpoolSource extends AsyncIterable<unknown> {

@@ -2,8 +2,8 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerRespon
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { tracing, type ClientTrace } from '../../server/telemetry/tracing-hook.js';
-import { telemetry } from '../../util/telemetry.js';
+import { tracing, type ClientTrace } from '../util/tracing-hook.js';
+import { telemetry } from '../util/telemetry.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
