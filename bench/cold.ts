@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { sharedS3Client } from '../src/cache/s3-client.js';
+import { sharedS3Client } from '../src/s3/client.js';
 import { artifactKey } from '../src/strategies/git/snapshots.js';
 import { startGitUpstream, gitClientEnv } from '../test/fixtures/git-upstream.js';
 import { generateRepo } from '../test/fixtures/repo-generator.js';

@@ -6,7 +6,7 @@ import { duration } from '../config/duration.js';
 import { createMemoryCache } from './memory.js';
 import { createDiskCache } from './disk.js';
 import { createS3Cache } from './s3.js';
-import { DEFAULT_S3_SETTINGS, sharedS3Client, verifyBucket, type S3Settings } from './s3-client.js';
+import { DEFAULT_S3_SETTINGS, sharedS3Client, verifyBucket, type S3Settings } from '../s3/client.js';
 import os from 'node:os';
 
 /** What a cache factory receives besides its own block. */

@@ -8,7 +8,7 @@ import { checkConditions, resolveRange, type Conditions, type ReadConditions } f
 import { CacheError, notFound, tierUnavailable } from './errors.js';
 import { headersForRead, prepareStoredHeaders, type StoredHeaders } from './headers.js';
 import type { CacheKey } from './key.js';
-import { isMissing } from './s3-client.js';
+import { isMissing } from '../s3/client.js';
 import { exactLength } from '../util/exact-length.js';
 import { orderedChunks } from '../util/ordered-chunks.js';
 import { waitForDrain } from '../util/tee.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ProviderSpec } from '../config/provider.js';
 import { duration } from '../config/duration.js';
-import { DEFAULT_S3_SETTINGS, sharedS3Client, verifyBucket, type S3Settings } from '../cache/s3-client.js';
+import { DEFAULT_S3_SETTINGS, sharedS3Client, verifyBucket, type S3Settings } from '../s3/client.js';
 import { MemoryMetadataStore } from './memory.js';
 import { S3MetadataStore } from './s3.js';
 import type { MetadataStore } from './store.js';

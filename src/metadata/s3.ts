@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { isMissing, isPreconditionFailed } from '../cache/s3-client.js';
+import { isMissing, isPreconditionFailed } from '../s3/client.js';
 import type { MetadataStore, VersionedValue } from './store.js';
 
 /** Options of `metadata s3 {}`. */

@@ -10,7 +10,7 @@ import { createS3Cache } from '../../src/cache/s3.js';
 import { createDiskCache } from '../../src/cache/disk.js';
 import { createTieredCache } from '../../src/cache/tiered.js';
 import { S3MetadataStore } from '../../src/metadata/s3.js';
-import { sharedS3Client, verifyBucket } from '../../src/cache/s3-client.js';
+import { sharedS3Client, verifyBucket } from '../../src/s3/client.js';
 import { parseKey } from '../../src/cache/key.js';
 import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
 import { cacheConformance, put, readAll } from './conformance.js';

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { S3Client } from '@aws-sdk/client-s3';
 import { S3MetadataStore } from '../../src/metadata/s3.js';
-import { sharedS3Client } from '../../src/cache/s3-client.js';
+import { sharedS3Client } from '../../src/s3/client.js';
 import { startS3rver, type S3rverHandle } from '../fixtures/s3rver.js';
 
 let s3: S3rverHandle;

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { sharedS3Client } from '../../src/cache/s3-client.js';
+import { sharedS3Client } from '../../src/s3/client.js';
 import { artifactKey } from '../../src/strategies/git/snapshots.js';
 import { startGitUpstream, gitClientEnv, type GitUpstream } from '../fixtures/git-upstream.js';
 import { s3ConfigBlock, type S3rverHandle, startS3rver } from '../fixtures/s3rver.js';

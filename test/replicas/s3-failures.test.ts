@@ -10,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { sharedS3Client } from '../../src/cache/s3-client.js';
+import { sharedS3Client } from '../../src/s3/client.js';
 import { startHoardProcess, type HoardProcess } from '../fixtures/hoard-process.js';
 import { s3ConfigBlock, type S3rverHandle, startS3rver } from '../fixtures/s3rver.js';
 import { startTestServer } from '../fixtures/server.js';
