@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Cache } from '../cache/cache.js';
 import type { GitHubTokenSource } from '../github/token-source.js';
 import type { MetadataStore } from '../metadata/store.js';
-import type { GitMirrorManager } from '../strategies/shared/git-mirrors.js';
+import type { GitMirrorManager } from './git-mirrors.js';
 
 /** Path parameters captured by the router (`:name` segments and `*` as key '*'). */
 export type RouteParams = Record<string, string | undefined>;

@@ -29,7 +29,7 @@ import { Refresher } from './refresher.js';
 import { Prefetcher, parsePrefetchEntry } from './prefetch.js';
 import { MirrorMaintenance } from './maintenance.js';
 import { handleGithubWebhook, handleRefreshRequest, type MirrorRefresh } from './webhook.js';
-import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../shared/git-mirrors.js';
+import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../../http/git-mirrors.js';
 import { installationBasicAuth, type GitHubTokenSource } from '../../github/token-source.js';
 import { GitStatus } from './status.js';
 

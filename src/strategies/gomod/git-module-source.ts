@@ -1,5 +1,5 @@
 import { runChild } from '../../util/process.js';
-import type { GitMirror } from '../shared/git-mirrors.js';
+import type { GitMirror } from '../../http/git-mirrors.js';
 import { compareVersions, isPseudoVersion, majorOf, parseCanonical, pseudoTimestamp, pseudoVersion, pseudoVersionParts } from './go-semver.js';
 import type { ModuleLayout } from './private-modules.js';
 

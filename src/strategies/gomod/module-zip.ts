@@ -3,7 +3,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
 import { runChild, startChild } from '../../util/process.js';
-import type { GitMirror } from '../shared/git-mirrors.js';
+import type { GitMirror } from '../../http/git-mirrors.js';
 import { MAX_GO_MOD, ModuleNotFoundError } from './git-module-source.js';
 
 /** x/mod/zip limits: total uncompressed size, go.mod, LICENSE. */

@@ -7,7 +7,7 @@ import { parseKey, type CacheKey } from '../../cache/key.js';
 import { withoutServerPaths } from '../../http/error-answer.js';
 import { sendText } from '../../http/router.js';
 import { sendCacheObject } from '../../http/send-cache-object.js';
-import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../shared/git-mirrors.js';
+import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../../http/git-mirrors.js';
 import { CACHE_CONTROL } from './cache-control.js';
 import { GitModuleSource, ModuleNotFoundError, infoJson } from './git-module-source.js';
 import { writeModuleZip } from './module-zip.js';
