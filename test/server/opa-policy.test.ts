@@ -4,7 +4,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,28 +42,12 @@ function request(server: TestServer, urlPath: string, opts: { from?: string; met
   });
 }
 
-// cachew's own policy and test module, as its cachew.hcl has them.
-const CACHEW_OPA = `opa {
-  policy = <<EOF
-  package cachew.authz
-  default allow := false
-  allow if startswith(input.remote_addr, "127.0.0.1:")
-  allow if not input.path[0] in {"api", "admin"}
-  EOF
-  test = <<EOF
-  package cachew.authz_test
-  import data.cachew.authz
-
-  test_localhost_allowed if authz.allow with input as {"remote_addr": "127.0.0.1:1234", "path": ["api"]}
-  test_remote_strategy_allowed if authz.allow with input as {"remote_addr": "10.0.0.1:1234", "path": ["git"]}
-  test_remote_api_denied if not authz.allow with input as {"remote_addr": "10.0.0.1:1234", "path": ["api"]}
-  test_remote_admin_denied if not authz.allow with input as {"remote_addr": "10.0.0.1:1234", "path": ["admin"]}
-  EOF
-}
-`;
+// cachew's own policy and test module: the opa block of its cachew.hcl, read from the fixture.
+const CACHEW_OPA = /^opa \{\n[\s\S]*?^\}\n/m.exec(readFileSync(path.resolve(import.meta.dirname, '../fixtures/cachew-configs/cachew.hcl'), 'utf8'))?.[0] ?? '';
 
 describe('opa policies', { skip: skipReason }, () => {
   test("cachew's default policy and its test module: tests pass at start-up, /api is local-only", async () => {
+    assert.match(CACHEW_OPA, /policy = <<EOF[\s\S]*test = <<EOF/, 'the fixture holds cachew\'s policy and test module');
     const s = await serve(CACHEW_OPA);
     assert.equal(await request(s, '/api/v1/namespaces'), 200);
     assert.equal(await request(s, '/api/v1/namespaces', { from: '127.0.0.2' }), 403);
