@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { tracing, type ClientTrace } from '../util/tracing-hook.js';
+import { watchClientAbort } from './request-abort.js';
 import { telemetry } from '../util/telemetry.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction. */
@@ -116,11 +117,7 @@ function relayableRedirect(url: URL, upstream: IncomingMessage): { location: str
  * sent yet, and so does a redirect to another host.
  */
 export async function forwardToUpstream(req: IncomingMessage, res: ServerResponse, url: URL, body?: Buffer, opts: { callerCredentials?: boolean; serverAuthorization?: string } & ForwardHooks = {}): Promise<void> {
-  const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort();
-  };
-  res.once('close', onClose);
+  const abort = watchClientAbort(res);
   const headers = forwardableHeaders(req.headers);
   const thirdParty = opts.callerCredentials === false;
   if (thirdParty) {
@@ -166,6 +163,6 @@ export async function forwardToUpstream(req: IncomingMessage, res: ServerRespons
       res.destroy();
     }
   } finally {
-    res.off('close', onClose);
+    abort.release();
   }
 }

@@ -9,6 +9,7 @@ import { unquoteStrongETag, type StoredHeaders } from '../../cache/headers.js';
 import { parseDuration } from '../../config/duration.js';
 import { answerAndClose, refuseRequest } from '../../http/answer-and-close.js';
 import { cacheErrorAnswer } from '../../http/error-answer.js';
+import { watchClientAbort } from '../../http/request-abort.js';
 import { sendJson, sendText } from '../../http/router.js';
 import { sendCacheObject } from '../../http/send-cache-object.js';
 import type { RouteParams, RouteRegistry } from '../../http/strategy.js';
@@ -130,20 +131,11 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
         return;
       }
     }
-    // Only the client going away counts as an abort. A failing write must never be mistaken for
-    // one: that is the case where the client is still there, waiting for an answer.
-    const abort = new AbortController();
-    let clientGone = false;
-    const onGone = () => {
-      clientGone = true;
-      abort.abort();
-    };
-    req.once('aborted', onGone);
-    const onResClose = () => {
-      if (!res.writableFinished) onGone();
-    };
-    res.once('close', onResClose);
-    const writer = c.create(keyOf(params), storableHeaders(req), { ...(ttlMs !== undefined ? { ttlMs } : {}), ...(etag !== undefined ? { etag } : {}), signal: abort.signal });
+    // Only the client going away counts as an abort (the upload cut off, or the response closed
+    // unfinished). A failing write must never be mistaken for one: that is the case where the
+    // client is still there, waiting for an answer.
+    const clientGone = watchClientAbort(res, { req });
+    const writer = c.create(keyOf(params), storableHeaders(req), { ...(ttlMs !== undefined ? { ttlMs } : {}), ...(etag !== undefined ? { etag } : {}), signal: clientGone.signal });
     // Failures are reported through receiveBody() and finished(); this keeps a late one (the
     // abort signal destroying the writer after the client left) from being an uncaught 'error'.
     writer.on('error', () => undefined);
@@ -156,13 +148,12 @@ export function mountObjectApi(routes: RouteRegistry, cache: Cache, logger: Logg
       res.writeHead(200, { 'content-length': 0 }).end();
     } catch (err) {
       writer.destroy();
-      if (clientGone || err instanceof ClientGoneError) return;
+      if (clientGone.signal.aborted || err instanceof ClientGoneError) return;
       const { status, message } = uploadFailure(err);
       if (status >= 500) logger.error({ err }, 'create failed');
       answerAndClose(req, res, status, message);
     } finally {
-      req.off('aborted', onGone);
-      res.off('close', onResClose);
+      clientGone.release();
     }
   });
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Cache } from '../../cache/cache.js';
 import { parseKey, type CacheKey } from '../../cache/key.js';
 import { withoutServerPaths } from '../../http/error-answer.js';
+import { watchClientAbort } from '../../http/request-abort.js';
 import { sendText } from '../../http/router.js';
 import { sendCacheObject } from '../../http/send-cache-object.js';
 import { GitMirrorRefusedError, type GitMirror, type GitMirrorManager } from '../../http/git-mirrors.js';
@@ -53,11 +54,7 @@ export class PrivateModuleServer {
   }
 
   async serve(req: IncomingMessage, res: ServerResponse, request: PrivateModuleRequest, cacheOnly: boolean): Promise<void> {
-    const abort = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once('close', onClose);
+    const abort = watchClientAbort(res);
     const download = request.kind === 'file' && request.cacheable;
     try {
       if (request.kind === 'file' && request.cacheable) {
@@ -86,7 +83,7 @@ export class PrivateModuleServer {
       // moves on (to `direct`) now and asks again later.
       sendText(res, 404, withoutServerPaths(`not found: fetching ${request.module} from its git repository failed: ${(err as Error).message}`), { 'cache-control': CACHE_CONTROL.upstreamFailed });
     } finally {
-      res.off('close', onClose);
+      abort.release();
     }
   }
 

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Cache, CacheWriter } from '../../cache/cache.js';
 import { parseKey } from '../../cache/key.js';
 import { sendText } from '../../http/router.js';
+import { watchClientAbort } from '../../http/request-abort.js';
 import { sendCacheObject } from '../../http/send-cache-object.js';
 import { teeInto } from '../../util/tee.js';
 import { fetchFollowingRedirects } from '../shared/caching-handler.js';
@@ -23,11 +24,7 @@ const SUMDB_TIMEOUT_MS = 30_000;
 export async function serveSumdb(req: IncomingMessage, res: ServerResponse, url: URL, cacheName: string, cache: Cache, logger: Logger): Promise<void> {
   const cacheControl = cacheName.endsWith('/latest') ? CACHE_CONTROL.sumdbLatest : CACHE_CONTROL.sumdbImmutable;
   const key = parseKey(`sumdb/${cacheName}`);
-  const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort();
-  };
-  res.once('close', onClose);
+  const abort = watchClientAbort(res);
   let failure: string;
   try {
     const response = await fetchFollowingRedirects(url, {}, AbortSignal.any([abort.signal, AbortSignal.timeout(SUMDB_TIMEOUT_MS)]), hostAllowList([url.host], `the sumdb host ${url.host}`), 'GET');
@@ -56,7 +53,7 @@ export async function serveSumdb(req: IncomingMessage, res: ServerResponse, url:
     if (abort.signal.aborted) return;
     failure = (err as Error).message;
   } finally {
-    res.off('close', onClose);
+    abort.release();
   }
   if (await sendCacheObject(cache, key, req, res, { 'cache-control': cacheControl })) {
     logger.info({ url: url.href, failure }, 'sumdb upstream failed; served the cached copy');

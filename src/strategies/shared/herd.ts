@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { withClientAbort } from '../../http/request-abort.js';
 import { Spool, type SpoolSource } from './spool.js';
 
 /** The answer one fill produces, which every member of its herd receives. */
@@ -157,17 +158,10 @@ export class FillHerd {
 
   /** Serves one client with its own fill, nothing shared (the herd is full). */
   private async alone(res: ServerResponse, produce: (signal: AbortSignal) => Promise<FillAnswer>): Promise<void> {
-    const abort = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once('close', onClose);
-    try {
-      const answer = await produce(abort.signal);
-      if (abort.signal.aborted) return void answer.body.destroy();
+    await withClientAbort(res, async (signal) => {
+      const answer = await produce(signal);
+      if (signal.aborted) return void answer.body.destroy();
       await sendAnswer(answer, res);
-    } finally {
-      res.off('close', onClose);
-    }
+    });
   }
 }
