@@ -140,7 +140,7 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
   const logger = opts.logger ?? createLogger({ level: global.log.level, json: global.log.json, remap: global.log.remap, ...(recentErrors ? { recentErrors } : {}), ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
   checkLogHeaders(global.log.headers);
   if (!global.log.json && Object.keys(global.log.remap).length) logger.warn('log { remap } renames fields of JSON logs only; set json = true for it to apply');
-  const env = { state: global.state, blocks: global as unknown as Record<string, unknown>, logger };
+  const env = { state: global.state, s3: global.s3, logger };
   const closers: Array<() => Promise<void>> = [];
   const strategies: Strategy[] = [];
   let cache: Cache | undefined;
@@ -222,7 +222,7 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
         cache: cache.namespace(block.name),
         routes: router.forStrategy(block.name),
         logger: logger.child({ strategy: block.name }),
-        global: { state: global.state, url: global.url, blocks: global as unknown as Record<string, Record<string, unknown>>, githubTokens },
+        global: { state: global.state, url: global.url, 'git-clone': global['git-clone'], scheduler: global.scheduler, githubTokens },
         metadata,
         services,
       });

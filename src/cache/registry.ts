@@ -3,18 +3,19 @@ import { z } from 'zod';
 import type { Cache } from './cache.js';
 import type { ProviderSpec } from '../config/provider.js';
 import { duration } from '../config/duration.js';
+import { zeroAsDefault } from '../config/zero-as-default.js';
 import { createMemoryCache } from './memory.js';
 import { createDiskCache } from './disk.js';
 import { createS3Cache } from './s3.js';
-import { DEFAULT_S3_SETTINGS, sharedS3Client, verifyBucket, type S3Settings } from '../s3/client.js';
+import { sharedS3Client, verifyBucket, type S3Settings } from '../s3/client.js';
 import os from 'node:os';
 
 /** What a cache factory receives besides its own block. */
 export interface CacheEnv {
   /** Absolute state directory. */
   state: string;
-  /** Validated global blocks (`s3`, …). */
-  blocks: Record<string, unknown>;
+  /** The global `s3 {}` block, validated (defaults applied by its schema). */
+  s3: S3Settings;
 }
 
 /** A configurable cache backend: its HCL spec and factory. */
@@ -24,7 +25,6 @@ export interface CacheProvider {
 }
 
 const MB = 1024 * 1024;
-const HOUR_MS = 3_600_000;
 
 const memorySchema = z.strictObject({
   'limit-mb': z.number().int().min(0).default(1024).describe('Maximum total size in MiB (0 = the default; cachew reads 0 as unlimited, but hoard never runs an unbounded memory tier).'),
@@ -53,7 +53,7 @@ export const cacheProviders: CacheProvider[] = [
     spec: { kind: 'cache', name: 'memory', description: 'In-process LRU cache bounded by size.', schema: memorySchema },
     async create(config: z.output<typeof memorySchema>) {
       // Zero means "the default", as in cachew's configs (which must load unchanged).
-      return createMemoryCache({ limitBytes: (config['limit-mb'] || 1024) * MB, maxTtlMs: config['max-ttl'] || HOUR_MS });
+      return createMemoryCache({ limitBytes: zeroAsDefault(memorySchema, config, 'limit-mb') * MB, maxTtlMs: zeroAsDefault(memorySchema, config, 'max-ttl') });
     },
   },
   {
@@ -61,26 +61,25 @@ export const cacheProviders: CacheProvider[] = [
     async create(config: z.output<typeof diskSchema>, env: CacheEnv) {
       return createDiskCache({
         root: path.resolve(env.state, config.root ?? path.join(env.state, 'cache')),
-        limitBytes: (config['limit-mb'] || 10240) * MB,
-        maxTtlMs: config['max-ttl'] || HOUR_MS,
-        evictIntervalMs: config['evict-interval'] || 60_000,
+        limitBytes: zeroAsDefault(diskSchema, config, 'limit-mb') * MB,
+        maxTtlMs: zeroAsDefault(diskSchema, config, 'max-ttl'),
+        evictIntervalMs: zeroAsDefault(diskSchema, config, 'evict-interval'),
       });
     },
   },
   {
     spec: { kind: 'cache', name: 's3', description: 'Shared S3 tier (authoritative when last): immutable multipart-streamed body per write, committed by writing the small index object that names it.', schema: s3Schema },
     async create(config: z.output<typeof s3Schema>, env: CacheEnv) {
-      const settings = { ...DEFAULT_S3_SETTINGS, ...((env.blocks['s3'] ?? {}) as Partial<S3Settings>) };
-      const client = sharedS3Client(settings);
+      const client = sharedS3Client(env.s3);
       await verifyBucket(client, config.bucket, 'cache s3');
       return createS3Cache({
         client,
         bucket: config.bucket,
-        maxTtlMs: config['max-ttl'] || HOUR_MS,
+        maxTtlMs: zeroAsDefault(s3Schema, config, 'max-ttl'),
         uploadConcurrency: config['upload-concurrency'] || os.availableParallelism(),
         uploadPartBytes: config['upload-part-size-mb'] * MB,
-        downloadConcurrency: config['download-concurrency'] || 8,
-        downloadPartBytes: (config['download-part-size-mb'] || 32) * MB,
+        downloadConcurrency: zeroAsDefault(s3Schema, config, 'download-concurrency'),
+        downloadPartBytes: zeroAsDefault(s3Schema, config, 'download-part-size-mb') * MB,
       });
     },
   },

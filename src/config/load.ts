@@ -455,6 +455,9 @@ export function loadConfig(opts: {
 
   if (problems.size) throw new ConfigError(file, problems.messages());
   const attrs = attrResult.data as Record<string, unknown>;
+  // Each block was parsed by its own schema above, through a loop TypeScript cannot follow:
+  // this is the one place the typed view of the global config is asserted; everything downstream
+  // (wiring, strategies, registries) receives it typed.
   const global = { ...attrs, ...globalBlocks } as unknown as GlobalConfig;
   return { source: opts.source ?? file, global, providers };
 }

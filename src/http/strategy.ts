@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Cache } from '../cache/cache.js';
+import type { GlobalConfig } from '../config/global-schema.js';
 import type { GitHubTokenSource } from '../github/token-source.js';
 import type { MetadataStore } from '../metadata/store.js';
 import type { GitMirrorManager } from './git-mirrors.js';
@@ -74,8 +75,10 @@ export interface GlobalSettings {
   state: string;
   /** Public base URL of this server, without trailing slash. */
   url: string;
-  /** The resolved global config blocks (`git-clone`, `scheduler`, `s3`, …), as validated objects. */
-  blocks: Record<string, Record<string, unknown>>;
+  /** The global `git-clone {}` block, validated, every default applied by its schema. */
+  'git-clone': GlobalConfig['git-clone'];
+  /** The global `scheduler {}` block, validated, every default applied by its schema. */
+  scheduler: GlobalConfig['scheduler'];
   /** GitHub App installation tokens (the `github-app` blocks); absent when none is configured. */
   githubTokens?: GitHubTokenSource | undefined;
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ProviderSpec } from '../config/provider.js';
 import { duration } from '../config/duration.js';
-import { DEFAULT_S3_SETTINGS, sharedS3Client, verifyBucket, type S3Settings } from '../s3/client.js';
+import { sharedS3Client, verifyBucket, type S3Settings } from '../s3/client.js';
 import { MemoryMetadataStore } from './memory.js';
 import { S3MetadataStore } from './s3.js';
 import type { MetadataStore } from './store.js';
@@ -9,7 +9,7 @@ import type { MetadataStore } from './store.js';
 /** A configurable metadata backend (`metadata <kind> {}`). */
 export interface MetadataProvider {
   spec: ProviderSpec;
-  create(config: any, env: { state: string; blocks: Record<string, unknown>; logger?: { warn(obj: object, msg: string): void } }): Promise<MetadataStore>;
+  create(config: any, env: { state: string; s3: S3Settings; logger?: { warn(obj: object, msg: string): void } }): Promise<MetadataStore>;
 }
 
 /** Every metadata backend hoard knows. */
@@ -37,7 +37,7 @@ export const metadataProviders: MetadataProvider[] = [
       if (config['lock-ttl'] !== undefined) {
         env.logger?.warn({ attribute: 'metadata s3 { lock-ttl }' }, 'metadata s3: lock-ttl has no effect in hoard (claims are conditional writes that expire on their own; cachew deprecated it too)');
       }
-      const client = sharedS3Client({ ...DEFAULT_S3_SETTINGS, ...((env.blocks['s3'] ?? {}) as Partial<S3Settings>) });
+      const client = sharedS3Client(env.s3);
       await verifyBucket(client, config.bucket, 'metadata s3');
       const store = new S3MetadataStore({ client, bucket: config.bucket, syncIntervalMs: config['sync-interval'] });
       if (!(await store.enforcesConditionalWrites())) {

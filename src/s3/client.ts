@@ -2,26 +2,16 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { globalBlockSchemas, type GlobalConfig } from '../config/global-schema.js';
 
-/** The global `s3 {}` block after validation. */
-export interface S3Settings {
-  endpoint: string;
-  region: string;
-  'use-ssl': boolean;
-  'skip-ssl-verify': boolean;
-  'use-path-style': boolean;
-  'access-key-id'?: string | undefined;
-  'secret-access-key'?: string | undefined;
-}
+/** The global `s3 {}` block after validation (its schema applies every default). */
+export type S3Settings = GlobalConfig['s3'];
 
-/** Defaults of the global `s3 {}` block, for consumers configured without one. */
-export const DEFAULT_S3_SETTINGS: S3Settings = {
-  endpoint: 's3.amazonaws.com',
-  region: 'us-west-2',
-  'use-ssl': true,
-  'skip-ssl-verify': false,
-  'use-path-style': false,
-};
+/**
+ * The schema's default endpoint is AWS itself, which the SDK reaches by region: the SDK gets no
+ * endpoint then. Read from the schema so the default is written once.
+ */
+const AWS_ENDPOINT = globalBlockSchemas.s3.parse({}).endpoint;
 
 /** Sockets kept per client: parallel ranged reads and multipart parts share them. */
 const MAX_SOCKETS = 64;
@@ -29,7 +19,7 @@ const MAX_SOCKETS = 64;
 const clients = new Map<string, S3Client>();
 
 function endpointURL(s: S3Settings): string | undefined {
-  if (s.endpoint === DEFAULT_S3_SETTINGS.endpoint && s['use-ssl']) return undefined;
+  if (s.endpoint === AWS_ENDPOINT && s['use-ssl']) return undefined;
   if (/^https?:\/\//.test(s.endpoint)) return s.endpoint;
   return `${s['use-ssl'] ? 'https' : 'http'}://${s.endpoint}`;
 }

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cacheProviders } from '../../src/cache/registry.js';
 import { parseKey } from '../../src/cache/key.js';
+import { globalBlockSchemas } from '../../src/config/global-schema.js';
 import { put } from './conformance.js';
 
 const provider = (name: string) => cacheProviders.find((p) => p.spec.name === name)!;
@@ -14,7 +15,7 @@ test('a cachew config with zero limits and TTLs loads with the defaults, not a c
   try {
     for (const name of ['memory', 'disk']) {
       const config = provider(name).spec.schema.parse({ 'limit-mb': 0, 'max-ttl': '0s', ...(name === 'disk' ? { 'evict-interval': '0s' } : {}) });
-      const cache = await provider(name).create(config, { state, blocks: {} } as never);
+      const cache = await provider(name).create(config, { state, s3: globalBlockSchemas.s3.parse({}) });
       try {
         await put(cache.namespace('z'), 'k', 'kept');
         const st = await cache.namespace('z').stat(parseKey('k'));

@@ -6,8 +6,9 @@ import path from 'node:path';
 import pino from 'pino';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { MemoryMetadataStore } from '../../src/metadata/memory.js';
-import type { RouteHandler, Strategy } from '../../src/http/strategy.js';
+import type { GlobalSettings, RouteHandler, Strategy } from '../../src/http/strategy.js';
 import { gitStrategyProvider } from '../../src/strategies/git/strategy.js';
+import { globalBlockSchemas } from '../../src/config/global-schema.js';
 
 /** The git strategy alone behind a plain HTTP server, with the internals tests inspect. */
 export interface GitStrategyHarness {
@@ -27,8 +28,8 @@ export interface GitStrategyHarness {
  */
 export async function startGitStrategy(opts: {
   git?: Record<string, unknown>;
-  clone?: Record<string, unknown>;
-  scheduler?: Record<string, unknown>;
+  clone?: Partial<GlobalSettings['git-clone']>;
+  scheduler?: Partial<GlobalSettings['scheduler']>;
   stateDir?: string;
 }): Promise<GitStrategyHarness> {
   const ownsState = opts.stateDir === undefined;
@@ -49,7 +50,14 @@ export async function startGitStrategy(opts: {
       intercept: () => undefined,
     },
     logger,
-    global: { state: stateDir, url: 'http://127.0.0.1', blocks: { 'git-clone': opts.clone ?? {}, scheduler: opts.scheduler ?? {} } },
+    // The blocks' schemas give every default, as the loader would; the test's values (durations
+    // already in milliseconds) go over them.
+    global: {
+      state: stateDir,
+      url: 'http://127.0.0.1',
+      'git-clone': { ...globalBlockSchemas['git-clone'].parse({ 'mirror-root': path.join(stateDir, 'git-mirrors') }), ...opts.clone },
+      scheduler: { ...globalBlockSchemas.scheduler.parse({}), ...opts.scheduler },
+    },
     metadata,
   })) as GitStrategyHarness['strategy'];
   const server = http.createServer((req, res) => {

@@ -103,13 +103,14 @@ test("metadata s3 { lock-ttl } (cachew's deprecated attribute) loads with a warn
   const provider = metadataProviders.find((p) => p.spec.name === 's3')!;
   const warnings: string[] = [];
   const logger = { warn: (_obj: object, msg: string) => void warnings.push(msg) };
-  const blocks = { s3: { endpoint: s3.endpoint, region: 'us-east-1', 'use-ssl': false, 'use-path-style': true, 'access-key-id': 'S3RVER', 'secret-access-key': 'S3RVER' } };
+  const { globalBlockSchemas } = await import('../../src/config/global-schema.js');
+  const s3Settings = globalBlockSchemas.s3.parse({ endpoint: s3.endpoint, region: 'us-east-1', 'use-ssl': false, 'use-path-style': true, 'access-key-id': 'S3RVER', 'secret-access-key': 'S3RVER' });
   const config = provider.spec.schema.parse({ bucket: s3.bucket, 'lock-ttl': '30s' });
-  const withLockTtl = await provider.create(config, { state: '/tmp', blocks, logger });
+  const withLockTtl = await provider.create(config, { state: '/tmp', s3: s3Settings, logger });
   await withLockTtl.close();
   assert.ok(warnings.some((w) => /lock-ttl has no effect in hoard/.test(w)), warnings.join('\n'));
   const before = warnings.length;
-  const plain = await provider.create(provider.spec.schema.parse({ bucket: s3.bucket }), { state: '/tmp', blocks, logger });
+  const plain = await provider.create(provider.spec.schema.parse({ bucket: s3.bucket }), { state: '/tmp', s3: s3Settings, logger });
   await plain.close();
   assert.ok(!warnings.slice(before).some((w) => /lock-ttl/.test(w)), 'no warning when it is not set');
 });

@@ -5,11 +5,12 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { duration } from '../../config/duration.js';
+import { zeroAsDefault } from '../../config/zero-as-default.js';
 import { Scheduler } from '../../jobs/scheduler.js';
 import { sendText } from '../../http/router.js';
 import { answerAndClose, refuseRequest } from '../../http/answer-and-close.js';
 import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../util/read-body.js';
-import type { StatusSection, Strategy, StrategyContext } from '../../http/strategy.js';
+import type { GlobalSettings, StatusSection, Strategy, StrategyContext } from '../../http/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { waitForDrain } from '../../util/tee.js';
 import { runHttpBackend } from './cgi.js';
@@ -36,10 +37,10 @@ import { GitStatus } from './status.js';
 const gitSchema = z.strictObject({
   'snapshot-interval': duration().default(0).describe('Period of snapshot generation (0 = off; on-demand serving still works).'),
   'snapshot-max-age': duration().default(24 * 3_600_000).describe('An unchanged snapshot (same HEAD, still in the authoritative tier) is regenerated once older than this; 0 = never skip, regenerate every interval.'),
-  'mirror-snapshot-interval': duration().default(2 * 3_600_000).describe('Period of mirror snapshots.'),
+  'mirror-snapshot-interval': duration().default(2 * 3_600_000).describe('Period of mirror snapshots (0 = snapshot-interval).'),
   'repack-interval': duration().default(0).describe('Period of geometric repacks (0 = off).'),
   'zstd-threads': z.number().int().min(0).default(4).describe('zstd threads for snapshots (0 = all cores).'),
-  'bundle-cache-ttl': duration().default(2 * 3_600_000).describe('How long delta bundles stay cached.'),
+  'bundle-cache-ttl': duration().default(2 * 3_600_000).describe('How long delta bundles stay cached (0 = the default: a bundle cached for no time would be made again on every request).'),
   'allowed-hosts': z.array(z.string()).default([]).describe('Upstream hosts hoard may contact (empty = any). Every hop of an upstream redirect hoard follows must pass it too; a forwarded request relays a redirect only within the host it named (502 otherwise).'),
   'plain-http-hosts': z.array(z.string()).default([]).describe('Hosts (with port) reached over http:// instead of https://.'),
   'serve-unreachable': z
@@ -141,11 +142,10 @@ class GitStrategy implements Strategy, MirrorRefresh {
     private readonly metadata: MetadataStore,
     mirrorRoot: string,
     stateDir: string,
-    clone: Record<string, unknown>,
-    schedulerBlock: Record<string, unknown>,
+    clone: GlobalSettings['git-clone'],
+    schedulerBlock: GlobalSettings['scheduler'],
     private readonly githubTokens?: GitHubTokenSource,
   ) {
-    const num = (v: unknown, d: number) => (typeof v === 'number' ? v : d);
     this.allowedHosts = new Set(config['allowed-hosts'].map((h) => h.toLowerCase()));
     this.plainHttpHosts = new Set(config['plain-http-hosts'].map((h) => h.toLowerCase()));
     this.spoolRoot = path.join(stateDir, 'git-spool');
@@ -161,13 +161,13 @@ class GitStrategy implements Strategy, MirrorRefresh {
         GIT_ASKPASS: 'true',
         GIT_ALLOW_PROTOCOL: 'http:https',
       },
-      cloneTimeoutMs: num(clone['clone-timeout'], 3_600_000),
-      fetchTimeoutMs: num(clone['fetch-timeout'], 300_000),
-      lsRemoteTimeoutMs: num(clone['ls-remote-timeout'], 60_000),
-      refCheckIntervalMs: num(clone['ref-check-interval'], 10_000),
-      packThreads: num(clone['pack-threads'], 0),
-      repackTimeoutMs: num(clone['repack-timeout'], 10 * 60_000),
-      repackThreads: num(clone['repack-threads'], 4),
+      cloneTimeoutMs: clone['clone-timeout'],
+      fetchTimeoutMs: clone['fetch-timeout'],
+      lsRemoteTimeoutMs: clone['ls-remote-timeout'],
+      refCheckIntervalMs: clone['ref-check-interval'],
+      packThreads: clone['pack-threads'],
+      repackTimeoutMs: clone['repack-timeout'],
+      repackThreads: clone['repack-threads'],
       logger,
       serveUnreachable: config['serve-unreachable'],
       hostAllowed: (host) => this.hostAllowed(host),
@@ -180,15 +180,15 @@ class GitStrategy implements Strategy, MirrorRefresh {
       },
     };
     this.servingEnv = { ...this.settings.gitEnv, ...configEnv(wantPolicyConfig(config['serve-unreachable'])) };
-    this.scheduler = new Scheduler({ concurrency: num(schedulerBlock['concurrency'], 4), maxCloneConcurrency: num(schedulerBlock['max-clone-concurrency'], 0), logger });
+    this.scheduler = new Scheduler({ concurrency: schedulerBlock.concurrency, maxCloneConcurrency: schedulerBlock['max-clone-concurrency'], logger });
     this.refresher = new Refresher({
-      intervalMs: num(clone['fetch-interval'], 15 * 60_000),
-      idleMs: num(clone['refresh-idle'], 7 * 24 * 3_600_000),
+      intervalMs: clone['fetch-interval'],
+      idleMs: clone['refresh-idle'],
       submit: (repo, id, job) => this.scheduler.submit(`${repo.upstreamURL}/fetch`, id, job),
       logger,
     });
     this.maintenance = new MirrorMaintenance({
-      enabled: clone['maintenance'] === true,
+      enabled: clone.maintenance,
       timeoutMs: this.settings.repackTimeoutMs,
       threads: this.settings.repackThreads,
       periodic: (repo, id, intervalMs, job, firstDelayMs) => this.scheduler.periodic(repo.upstreamURL, id, intervalMs, job, firstDelayMs),
@@ -200,7 +200,7 @@ class GitStrategy implements Strategy, MirrorRefresh {
       logger,
       scratchRoot: this.settings.scratchRoot,
       zstdThreads: config['zstd-threads'],
-      bundleTtlMs: config['bundle-cache-ttl'] || 2 * 3_600_000,
+      bundleTtlMs: zeroAsDefault(gitSchema, config, 'bundle-cache-ttl'),
       refCheckIntervalMs: this.settings.refCheckIntervalMs,
       ensureReady: (repo, signal) => this.ensureReady(repo, signal),
       coldServed: (repo, served) => this.scheduleMirrorRestore(repo, served),
@@ -797,9 +797,9 @@ class GitStrategy implements Strategy, MirrorRefresh {
 export const gitStrategyProvider: StrategyProvider = {
   spec: { kind: 'strategy', name: 'git', description: 'Git smart-HTTP caching proxy served from local bare mirrors.', schema: gitSchema },
   async create(ctx: StrategyContext<GitConfig>) {
-    const clone = (ctx.global.blocks['git-clone'] ?? {}) as Record<string, unknown>;
-    const mirrorRoot = path.resolve(ctx.global.state, typeof clone['mirror-root'] === 'string' ? clone['mirror-root'] : 'git-mirrors');
-    const strategy = new GitStrategy(ctx.config, ctx.logger, ctx.cache, ctx.metadata, mirrorRoot, ctx.global.state, clone, (ctx.global.blocks['scheduler'] ?? {}) as Record<string, unknown>, ctx.global.githubTokens);
+    const clone = ctx.global['git-clone'];
+    const mirrorRoot = path.resolve(ctx.global.state, clone['mirror-root']);
+    const strategy = new GitStrategy(ctx.config, ctx.logger, ctx.cache, ctx.metadata, mirrorRoot, ctx.global.state, clone, ctx.global.scheduler, ctx.global.githubTokens);
     await strategy.start();
     // Registered before /git/*, and static, so it wins over the wildcard (no host is called "webhook").
     ctx.routes.on('POST', '/git/webhook/github', (req, res) => handleGithubWebhook(req, res, { secret: ctx.config['webhook-secret'], mirrors: strategy, logger: ctx.logger }));
