@@ -9,7 +9,7 @@ import { startApacheGit, type ApacheGitUpstream } from '../fixtures/apache-git.j
 import { git, gitClientEnv } from '../fixtures/git-upstream.js';
 import { waitFor } from '../fixtures/poll.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
-import { startGitStrategy } from '../git/strategy-harness.js';
+import { startGitStrategy } from '../strategies/git/strategy-harness.js';
 import { mirrorRelativePath } from '../../src/strategies/git/repo-names.js';
 
 /*

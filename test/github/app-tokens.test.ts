@@ -7,7 +7,7 @@ import pino from 'pino';
 import { waitFor as poll } from '../fixtures/poll.js';
 import { createGitHubAppTokens, type GitHubAppBlock } from '../../src/github/app-tokens.js';
 import { startTestServer } from '../fixtures/server.js';
-import { generateAppKey, keyDir, startFakeGitHub, writeKeyFile, type FakeApp, type FakeGitHub, type TestAppKey } from './fake-github.js';
+import { generateAppKey, keyDir, startFakeGitHub, writeKeyFile, type FakeApp, type FakeGitHub, type TestAppKey } from '../fixtures/fake-github.js';
 
 let dir: string;
 let keyA: TestAppKey;
