@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig, resolveConfigSource } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { resolveConfigSource } from '../config/source.js';
 import { renderSchema } from '../config/render-schema.js';
 import { allProviderSpecs, startServer } from './wiring.js';
 import { missingTools } from './tools.js';

@@ -1,12 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import type { ProviderKind, ProviderSpec } from './provider.js';
 import { HclSyntaxError, parseHcl, type HclAttribute, type HclBlock, type HclBody, type HclPosition, type HclValue, type HclValuePositions } from './hcl.js';
-import { describeIssues, positionWithin } from './issues.js';
+import { Problems, reportIssues, validList, type ProblemPlace } from './problems.js';
+import { convertEnvValue, injectedFrom, isInjectable } from './env-injection.js';
 import { globalAttributeSchemas, globalBlockSchemas, repeatableBlocks, type GlobalConfig } from './global-schema.js';
 import { expandVariables } from './expand.js';
-import { describeField, shapeOf } from './schema-info.js';
+import { shapeOf } from './schema-info.js';
 
 export type { GlobalConfig } from './global-schema.js';
 
@@ -43,85 +44,7 @@ export interface LoadedConfig {
   providers: ProviderBlock[];
 }
 
-/**
- * The configuration used when no file is given (DESIGN §2). `state` and `bind` are deliberately
- * not written here: their schema defaults (`./state`, `127.0.0.1:8080`) are the same values, and
- * leaving them out lets env injection (`HOARD_BIND`/`CACHEW_BIND`, `HOARD_STATE`, …, §9.4) apply
- * to the default as it does to any file that omits them; a value written in a file always wins.
- */
-export const EMBEDDED_DEFAULT_CONFIG = `# hoard embedded default configuration
-# state = "./state"          (default; HOARD_STATE or CACHEW_STATE overrides)
-# bind  = "127.0.0.1:8080"   (default; HOARD_BIND or CACHEW_BIND overrides)
-
-cache disk {}
-metadata memory {}
-
-strategy git {}
-strategy gomod {}
-strategy github-releases {
-  private-orgs = []
-}
-strategy hermit {}
-`;
-
 const PROVIDER_KINDS: ProviderKind[] = ['cache', 'metadata', 'strategy'];
-
-/**
- * Picks the config source: `--config`, else `$HOARD_CONFIG`, else `$CACHEW_CONFIG`, else
- * `./hoard.hcl` when it exists, else the embedded default.
- */
-export function resolveConfigSource(opts: { flag?: string | undefined; env: NodeJS.ProcessEnv; cwd: string }): {
-  path?: string;
-  text?: string;
-  source: string;
-} {
-  const chosen = opts.flag || opts.env['HOARD_CONFIG'] || opts.env['CACHEW_CONFIG'];
-  if (chosen) {
-    const abs = path.resolve(opts.cwd, chosen);
-    return { path: abs, source: abs };
-  }
-  const local = path.join(opts.cwd, 'hoard.hcl');
-  if (existsSync(local)) return { path: local, source: local };
-  return { text: EMBEDDED_DEFAULT_CONFIG, source: 'embedded default' };
-}
-
-/** Where a problem is: a place in the file, an environment variable, or the file as a whole. */
-type ProblemPlace = HclPosition | { env: string; value: string } | undefined;
-
-/** Collects problems and renders them `file:line:col: …`, in file order. */
-class Problems {
-  private readonly list: Array<{ place: ProblemPlace; text: string; order: number }> = [];
-
-  constructor(private readonly file: string) {}
-
-  add(place: ProblemPlace, text: string): void {
-    this.list.push({ place, text, order: this.list.length });
-  }
-
-  get size(): number {
-    return this.list.length;
-  }
-
-  /** `file:line:col` of a position, for messages that name a second place. */
-  at(pos: HclPosition): string {
-    return `${this.file}:${pos.line}:${pos.column}`;
-  }
-
-  messages(): string[] {
-    const rank = (p: ProblemPlace) => (p === undefined ? [Infinity, Infinity] : 'env' in p ? [Infinity - 1, 0] : [p.line, p.column]);
-    return [...this.list]
-      .sort((a, b) => {
-        const [al, ac] = rank(a.place);
-        const [bl, bc] = rank(b.place);
-        return al! - bl! || ac! - bc! || a.order - b.order;
-      })
-      .map(({ place, text }) => {
-        if (place === undefined) return `${this.file}: ${text}`;
-        if ('env' in place) return `environment variable ${place.env}=${JSON.stringify(place.value)}: ${text}`;
-        return `${this.at(place)}: ${text}`;
-      });
-  }
-}
 
 /** The attributes of one body by name (the first of a duplicate), and its nested blocks. */
 interface BodyItems {
@@ -148,42 +71,6 @@ function itemsOf(body: HclBody, where: string, problems: Problems): BodyItems {
   return { attrs, nested };
 }
 
-/** What validating one block (or the top level) needs to place and word its problems. */
-interface ValidationScope {
-  /** `cache disk`, `log block`, or undefined at top level. */
-  where: string | undefined;
-  attrs: Map<string, HclAttribute>;
-  /** Where the block starts: for a missing attribute or a problem with the whole block. */
-  blockAt: HclPosition | undefined;
-  /** Attributes that came from `HOARD_*`/`CACHEW_*` instead of the file. */
-  injected: Map<string, { env: string; value: string }>;
-  /** The attribute names the schema knows, for "unknown attribute" messages. */
-  valid: string[];
-}
-
-/** Reports a failed parse, each issue at the exact place of the offending value. */
-function reportIssues(error: z.ZodError, scope: ValidationScope, problems: Problems): void {
-  const given = (attr: string) => scope.attrs.has(attr) || scope.injected.has(attr);
-  for (const issue of describeIssues(error, given)) {
-    const attrName = issue.path.length ? String(issue.path[0]) : undefined;
-    const prefix = [scope.where, issue.field && !issue.unknownAttribute ? issue.field : undefined].filter(Boolean).join(': ');
-    if (issue.unknownAttribute !== undefined) {
-      const attr = scope.attrs.get(issue.unknownAttribute);
-      const valid = scope.valid.length ? `valid: ${validList(scope.valid)}` : 'this block takes no attributes';
-      problems.add(attr ?? scope.blockAt, `${issue.text}${scope.where ? ` in ${scope.where}` : ''} (${valid})${misplacedAttributeHint(scope.where, issue.unknownAttribute)}`);
-      continue;
-    }
-    const text = prefix ? `${prefix}: ${issue.text}` : issue.text;
-    const injected = attrName !== undefined && !scope.attrs.has(attrName) ? scope.injected.get(attrName) : undefined;
-    if (injected) {
-      problems.add(injected, text);
-      continue;
-    }
-    const attr = attrName !== undefined ? scope.attrs.get(attrName) : undefined;
-    problems.add(attr ? positionWithin(attr.valueAt, issue.path.slice(1)) : scope.blockAt, text);
-  }
-}
-
 /**
  * cachew's README still writes provider blocks bare (`git {}`, `disk {}`), a form cachew itself
  * refuses since its #230: name the block the user meant.
@@ -193,55 +80,6 @@ function bareProviderHint(block: HclBlock, specsByKind: Map<ProviderKind, Map<st
   if (!kinds.length) return '';
   const label = block.labels.length ? ` ${block.labels.map((l) => JSON.stringify(l)).join(' ')}` : '';
   return `; did you mean ${kinds.map((k) => `${k} ${block.type}${label} { ... }`).join(' or ')}? (provider blocks take their kind first, as cachew requires since #230)`;
-}
-
-/** Attributes cachew users put in the wrong block, with where they belong. */
-const MISPLACED: Record<string, Record<string, string>> = {
-  's3 block': { bucket: 'the global s3 block configures the S3 client; a bucket belongs in cache s3 { bucket = ... } or metadata s3 { bucket = ... }' },
-  'cache s3': {
-    endpoint: 'the S3 endpoint belongs in the global s3 { endpoint = ... } block, shared by cache s3 and metadata s3',
-    region: 'the S3 region belongs in the global s3 { region = ... } block, shared by cache s3 and metadata s3',
-  },
-  'strategy artifactory': { target: 'the target URL is the block label: strategy artifactory "https://example.jfrog.io" {} (cachew ignores this attribute silently)' },
-};
-
-function misplacedAttributeHint(where: string | undefined, attribute: string): string {
-  const hint = where ? MISPLACED[where]?.[attribute] : undefined;
-  return hint ? `; ${hint}` : '';
-}
-
-function validList(names: Iterable<string>): string {
-  return [...names].sort().join(', ');
-}
-
-/**
- * Converts an env string by the field's schema type. A string that is no number (or boolean) is
- * passed on unchanged, so validation says "expected a number, got a string" and names the variable.
- */
-function convertEnvValue(schema: z.ZodType, raw: string): unknown {
-  const type = describeField(schema).type;
-  if (type === 'number') return raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
-  if (type === 'bool') return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
-  return raw;
-}
-
-function envName(prefix: string, parts: string[]): string {
-  return `${prefix}_${parts.join('_')}`.toUpperCase().replace(/-/g, '_');
-}
-
-/** The `HOARD_<PATH>` (else `CACHEW_<PATH>`) variable that injects an attribute, when set. */
-function injectedFrom(env: NodeJS.ProcessEnv, parts: string[]): { env: string; value: string } | undefined {
-  for (const prefix of ['HOARD', 'CACHEW']) {
-    const name = envName(prefix, parts);
-    const value = env[name];
-    if (value !== undefined) return { env: name, value };
-  }
-  return undefined;
-}
-
-function isInjectable(schema: z.ZodType): boolean {
-  const type = describeField(schema).type;
-  return !type.startsWith('list') && !type.startsWith('map');
 }
 
 /** zod reports the offending value only when asked; the messages need it. */

@@ -1,3 +1,7 @@
+// Over 400 lines on purpose: one class declares every series below the HTTP layer (results,
+// tiers, upstreams, fills, scheduler, repositories) and binds its label children once, so that
+// `docs/grafana-dashboard.json`, `docs/alerts.yml` and the metrics-docs test check one place; the
+// series families share the caps (MAX_*) and the bound-children cache, which a split would copy.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Cache } from '../cache/cache.js';
 import type { TierObserver } from '../cache/tiered.js';
