@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { createWriteStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { isCacheError } from '../cache/errors.js';
 import { isLoopbackAddress } from '../util/loopback.js';
 import { runChild } from '../util/process.js';
+import { removeScratch, scratchPath, withScratchPath } from '../util/scratch.js';
 import { extractArchive } from './archive.js';
 import { parallelGet } from './parallel-get.js';
 
@@ -117,7 +117,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
   const merging = existing !== undefined && existing.length > 0;
   // A new target is built completely (snapshot, bundle, refs) in staging on the same filesystem
   // and renamed into place only when every step worked.
-  const work = merging ? target : path.join(path.dirname(target), `.hoard-restore-${randomBytes(6).toString('hex')}`);
+  const work = merging ? target : scratchPath(path.dirname(target), '.hoard-restore-');
   if (merging) log(`extracting into existing directory ${target} (merging)`);
   let bundle: GitRestoreResult['bundle'] = opts.noBundle ? 'skipped' : 'not-advertised';
   let fetchedRefs = false;
@@ -141,7 +141,8 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       await fs.rename(work, target);
     }
   } catch (err) {
-    if (!merging) await fs.rm(work, { recursive: true, force: true });
+    // A failed clean-up must not replace the error that says why the restore failed.
+    if (!merging) await removeScratch(work).catch(() => undefined);
     throw err;
   }
   return { snapshotCommit, head: await git(target, ['rev-parse', 'HEAD']), bundle, fetchedRefs };
@@ -153,21 +154,20 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
  * leave the branch "ahead of origin").
  */
 async function applyBundle(dir: string, url: string, auth: Record<string, string>, signal?: AbortSignal): Promise<GitRestoreResult['bundle']> {
-  const file = path.join(os.tmpdir(), `hoard-bundle-${randomBytes(6).toString('hex')}.bundle`);
-  try {
-    const res = await fetch(url, { headers: auth, ...(signal ? { signal } : {}) });
-    if (res.status === 204) return 'up-to-date';
-    if (res.status !== 200 || !res.body) return `failed: server answered ${res.status}`;
-    await pipeline(Readable.fromWeb(res.body as never), createWriteStream(file));
-    const branch = await git(dir, ['symbolic-ref', '--short', 'HEAD']);
-    await git(dir, ['fetch', '-q', file, `+refs/heads/*:refs/remotes/origin/*`], signal);
-    await git(dir, ['merge', '-q', '--ff-only', `refs/remotes/origin/${branch}`], signal);
-    return 'applied';
-  } catch (err) {
-    return `failed: ${(err as Error).message}`;
-  } finally {
-    await fs.rm(file, { force: true });
-  }
+  return await withScratchPath(os.tmpdir(), 'hoard-bundle-', '.bundle', async (file): Promise<GitRestoreResult['bundle']> => {
+    try {
+      const res = await fetch(url, { headers: auth, ...(signal ? { signal } : {}) });
+      if (res.status === 204) return 'up-to-date';
+      if (res.status !== 200 || !res.body) return `failed: server answered ${res.status}`;
+      await pipeline(Readable.fromWeb(res.body as never), createWriteStream(file));
+      const branch = await git(dir, ['symbolic-ref', '--short', 'HEAD']);
+      await git(dir, ['fetch', '-q', file, `+refs/heads/*:refs/remotes/origin/*`], signal);
+      await git(dir, ['merge', '-q', '--ff-only', `refs/remotes/origin/${branch}`], signal);
+      return 'applied';
+    } catch (err) {
+      return `failed: ${(err as Error).message}`;
+    }
+  });
 }
 
 async function satisfyRefs(dir: string, url: string, refs: Record<string, string>, commits: string[], auth: Record<string, string>, signal?: AbortSignal): Promise<boolean> {

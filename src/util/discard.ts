@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { scratchPath } from './scratch.js';
 
 /** Name of the directory, beside each discarded one, that holds it until it is deleted. */
 export const TRASH_DIR = '.trash';
@@ -22,7 +22,7 @@ export async function discardInBackground(target: string, logger: Logger): Promi
   const trash = path.join(path.dirname(target), TRASH_DIR);
   try {
     await fs.mkdir(trash, { recursive: true });
-    await fs.rename(target, path.join(trash, `${path.basename(target)}-${Date.now()}-${randomBytes(4).toString('hex')}`));
+    await fs.rename(target, scratchPath(trash, `${path.basename(target)}-${Date.now()}-`));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       logger.warn({ dir: target, err: (err as Error).message }, 'could not move a leftover directory aside; leaving it in place');

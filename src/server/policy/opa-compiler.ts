@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ChildProcessError, runChild, startChild } from '../../util/process.js';
+import { withScratchDir } from '../../util/scratch.js';
 
 /** The query every policy answers (cachew §7.1): package `cachew.authz`, boolean rule `allow`. */
 export const ENTRYPOINT = 'cachew/authz/allow';
@@ -78,8 +79,7 @@ export interface CompiledPolicy {
  * test fails start-up, as in cachew. Works in a private temporary directory removed afterwards.
  */
 export async function compilePolicy(sources: PolicySources): Promise<CompiledPolicy> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-opa-'));
-  try {
+  return await withScratchDir(os.tmpdir(), 'hoard-opa-', async (dir) => {
     await fs.writeFile(path.join(dir, 'policy.rego'), sources.policy);
     const inputs = ['policy.rego'];
     if (sources.data !== undefined) {
@@ -97,15 +97,12 @@ export async function compilePolicy(sources: PolicySources): Promise<CompiledPol
     await opa(['build', '--target', 'wasm', '--entrypoint', DECISION_ENTRYPOINT, '--output', 'bundle.tar.gz', ...inputs, 'hoard_decision.rego'], dir, 'compiling the policy');
     const wasm = await wasmFromBundle(path.join(dir, 'bundle.tar.gz'));
     return testReport === undefined ? { wasm } : { wasm, testReport };
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Extracts `/policy.wasm` from an OPA bundle (`opa build -t wasm` output, a .tar.gz). */
 export async function wasmFromBundle(bundlePath: string): Promise<Buffer> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-opa-bundle-'));
-  try {
+  return await withScratchDir(os.tmpdir(), 'hoard-opa-bundle-', async (dir) => {
     try {
       await runChild('tar', ['-xzf', path.resolve(bundlePath), '-C', dir, '--no-same-owner', '--wildcards', '*policy.wasm'], { timeoutMs: OPA_TIMEOUT_MS });
     } catch (err) {
@@ -113,7 +110,5 @@ export async function wasmFromBundle(bundlePath: string): Promise<Buffer> {
     }
     // tar strips the leading '/' of the bundle's `/policy.wasm` entry.
     return await fs.readFile(path.join(dir, 'policy.wasm'));
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  });
 }

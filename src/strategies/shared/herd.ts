@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { withClientAbort } from '../../http/request-abort.js';
+import { scratchPath } from '../../util/scratch.js';
 import { Spool, type SpoolSource } from './spool.js';
 
 /** The answer one fill produces, which every member of its herd receives. */
@@ -111,7 +110,7 @@ export class FillHerd {
       this.reserved += bound;
       let spool: Spool;
       try {
-        const file = path.join(await this.dir(), `${randomBytes(8).toString('hex')}.spool`);
+        const file = scratchPath(await this.dir(), '', '.spool');
         spool = Spool.start(file, async () => spoolSource(answer), { accept: () => true, keepLength: answer.length !== undefined, maxBytes: bound });
       } catch (err) {
         this.reserved -= bound;

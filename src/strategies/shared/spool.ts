@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { promises as fs } from 'node:fs';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { scratchPath } from '../../util/scratch.js';
 import { waitForDrain } from '../../util/tee.js';
 import { relayableHeaders } from '../../http/upstream.js';
 
@@ -189,7 +189,7 @@ export class SpoolSet {
     if (this.spools.size >= this.maxSpools && !existing) return undefined;
     // A fresh file per spool: readers of a failed spool keep reading (and then failing on) its own
     // bytes while the retry records elsewhere.
-    const spool = Spool.start(path.join(this.dir, `${key}-${randomBytes(6).toString('hex')}.spool`), fetch);
+    const spool = Spool.start(scratchPath(this.dir, `${key}-`, '.spool'), fetch);
     this.spools.set(key, spool);
     if (existing) void existing.dispose();
     return spool;
