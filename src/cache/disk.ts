@@ -119,7 +119,10 @@ class DiskBackend implements Backend {
   private timer: NodeJS.Timeout | undefined;
   private evicting: Promise<void> | undefined;
   private evictAgain = false;
-  /** Serialises publishes per key so index accounting and old-revision cleanup never interleave. */
+  /**
+   * Serialises publishes per key so index accounting and old-revision cleanup never interleave.
+   * A per-key serial queue, not a single-flight: every publish must run, each after the last.
+   */
   private readonly publishing = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: DiskCacheOptions) {}

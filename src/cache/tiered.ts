@@ -8,6 +8,7 @@ import { assertNamespace, type CacheKey } from './key.js';
 import { unquoteStrongETag, type StoredHeaders } from './headers.js';
 import type { MetadataStore, VersionedValue } from '../metadata/store.js';
 import { teeInto, waitForDrain } from '../util/tee.js';
+import { SingleFlight } from '../util/single-flight.js';
 
 /**
  * Heals running at once across the process. Each one reads a whole object from a deeper tier
@@ -39,23 +40,20 @@ const PUBLISH_ATTEMPTS = 3;
  * deduplication hold process-wide, and so `close` can cancel and drain them.
  */
 class Healer {
-  private readonly running = new Map<string, Promise<void>>();
+  private readonly running = new SingleFlight<void>();
   private readonly controller = new AbortController();
 
   /** Starts `job` unless one is already running for `id`, the limit is reached, or we are closing. */
   start(id: string, job: (signal: AbortSignal) => Promise<void>): void {
     if (this.controller.signal.aborted || this.running.has(id) || this.running.size >= MAX_HEALS) return;
     const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(HEAL_TIMEOUT_MS)]);
-    const done = job(signal)
-      // Healing is an optimisation: any failure just leaves tier 0 as it was.
-      .catch(() => undefined)
-      .finally(() => this.running.delete(id));
-    this.running.set(id, done);
+    // Healing is an optimisation: any failure just leaves tier 0 as it was.
+    void this.running.run(id, () => job(signal).catch(() => undefined));
   }
 
   /** Resolves once no heal is running (tests use it instead of sleeping). */
-  async idle(): Promise<void> {
-    while (this.running.size > 0) await Promise.all(this.running.values());
+  idle(): Promise<void> {
+    return this.running.idle();
   }
 
   async close(): Promise<void> {

@@ -2,12 +2,13 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { scratchPath } from './scratch.js';
+import { SingleFlight } from './single-flight.js';
 
 /** Name of the directory, beside each discarded one, that holds it until it is deleted. */
 export const TRASH_DIR = '.trash';
 
 /** Trash roots being emptied now: a second discard into one of them joins the running pass. */
-const emptying = new Map<string, Promise<void>>();
+const emptying = new SingleFlight<void>();
 
 /**
  * Gets `target` out of the way at once and deletes it in the background. Start-up uses this for
@@ -33,9 +34,11 @@ export async function discardInBackground(target: string, logger: Logger): Promi
 
 /** Deletes everything in `trash`; resolves when done (failures are logged, never thrown). */
 export function emptyTrash(trash: string, logger: Logger): Promise<void> {
-  const running = emptying.get(trash);
+  // A pass already running may have listed the trash before this caller's directory arrived:
+  // wait for it, then start (or join) a pass that sees it.
+  const running = emptying.current(trash);
   if (running) return running.then(() => emptyTrash(trash, logger));
-  const pass = (async () => {
+  return emptying.run(trash, async () => {
     const names = await fs.readdir(trash).catch(() => [] as string[]);
     for (const name of names) {
       try {
@@ -45,7 +48,5 @@ export function emptyTrash(trash: string, logger: Logger): Promise<void> {
         logger.warn({ dir: path.join(trash, name), err: (err as Error).message }, 'could not delete a discarded directory; the next start retries');
       }
     }
-  })().finally(() => emptying.delete(trash));
-  emptying.set(trash, pass);
-  return pass;
+  });
 }

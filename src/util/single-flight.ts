@@ -19,6 +19,21 @@ export class SingleFlight<T> {
     return signal ? abandonable(shared, signal) : shared;
   }
 
+  /** True while a run for `key` is in flight. */
+  has(key: string): boolean {
+    return this.running.has(key);
+  }
+
+  /** The run in flight for `key`, if any, without starting one. */
+  current(key: string): Promise<T> | undefined {
+    return this.running.get(key);
+  }
+
+  /** Resolves once nothing is in flight, including runs started while waiting; never rejects. */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled(this.running.values());
+  }
+
   /** Number of keys in flight (bounded by the callers waiting). */
   get size(): number {
     return this.running.size;

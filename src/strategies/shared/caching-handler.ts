@@ -382,7 +382,10 @@ export class CachingHandler {
   }
 }
 
-/** Spool roots already cleared of a previous run's leftovers, by directory. */
+/**
+ * Spool roots already cleared of a previous run's leftovers, by directory. A memo, not a
+ * single-flight: the settled result is kept for the process's life (each root is cleared once).
+ */
 const clearedSpoolDirs = new Map<string, Promise<string>>();
 
 /**
