@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { SingleFlight, abandonable } from '../../src/util/single-flight.js';
 
 /** A promise and the functions that settle it, so a test decides when a run ends. */
@@ -66,8 +67,7 @@ test('an already aborted signal rejects at once; abandonable removes its listene
   const live = new AbortController();
   for (let i = 0; i < 50; i++) await abandonable(Promise.resolve(i), live.signal);
   // No listener piles up on a long-lived signal (Node warns past 10 listeners; none are left).
-  const { getEventListeners } = await import('node:events');
-  assert.equal(getEventListeners(live.signal, 'abort').length, 0);
+  assert.equal(EventEmitter.getEventListeners(live.signal, 'abort').length, 0);
 });
 
 test('idle waits for every run, including one started meanwhile, and never rejects', async () => {
