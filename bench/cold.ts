@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { sharedS3Client } from '../src/s3/client.js';
-import { artifactKey } from '../src/strategies/git/snapshots.js';
+import { artifactKey } from '../src/strategies/git/artifacts.js';
 import { startGitUpstream, gitClientEnv } from '../test/fixtures/git-upstream.js';
 import { generateRepo } from '../test/fixtures/repo-generator.js';
 import { startS3rver } from '../test/fixtures/s3rver.js';

@@ -1,7 +1,7 @@
 import type { Cache } from '../../cache/cache.js';
 import type { RepositoryStatus } from '../../http/strategy.js';
 import type { Repository } from './repository.js';
-import { artifactKey } from './snapshots.js';
+import { artifactKey } from './artifacts.js';
 
 /** How long a repository's snapshot figures are reused before the cache is asked again. */
 const SNAPSHOT_MEMO_MS = 30_000;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { sharedS3Client } from '../../../../src/s3/client.js';
-import { artifactKey } from '../../../../src/strategies/git/snapshots.js';
+import { artifactKey } from '../../../../src/strategies/git/artifacts.js';
 import { startGitUpstream, gitClientEnv, type GitUpstream } from '../../../fixtures/git-upstream.js';
 import { s3ConfigBlock, type S3rverHandle, startS3rver } from '../../../fixtures/s3rver.js';
 import { startTestServer, type TestServer } from '../../../fixtures/server.js';

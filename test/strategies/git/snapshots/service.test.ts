@@ -1,5 +1,5 @@
 /**
- * SnapshotService on its own, over an instrumented in-memory cache: the cold path (direct ranged
+ * The artifact routes on their own (cold serves, mirror restore), over an instrumented in-memory cache: the cold path (direct ranged
  * and conditional serves beside a running spool, one read per burst, the restore's wait for every
  * cold serve) and the mirror-snapshot restore's corruption verdicts. Faults are injected at the
  * cache, so each case is deterministic.
@@ -21,7 +21,13 @@ import type { CacheKey } from '../../../../src/cache/key.js';
 import type { StoredHeaders } from '../../../../src/cache/headers.js';
 import { createMemoryCache } from '../../../../src/cache/memory.js';
 import { Repository, type RepoSettings } from '../../../../src/strategies/git/repository.js';
-import { artifactKey, CorruptMirrorSnapshotError, SnapshotService } from '../../../../src/strategies/git/snapshots.js';
+import { artifactKey } from '../../../../src/strategies/git/artifacts.js';
+import { BundleService } from '../../../../src/strategies/git/bundles.js';
+import { ColdServeActivity } from '../../../../src/strategies/git/cold-activity.js';
+import { ColdServes } from '../../../../src/strategies/git/cold-serve.js';
+import { SnapshotGenerator } from '../../../../src/strategies/git/generate.js';
+import { CorruptMirrorSnapshotError, MirrorRestorer } from '../../../../src/strategies/git/mirror-restore.js';
+import { ArtifactRoutes } from '../../../../src/strategies/git/snapshot-routes.js';
 import { testRepoSettings } from '../../../fixtures/repo-settings.js';
 
 const GIT_ENV = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
@@ -120,7 +126,9 @@ async function put(cache: Cache, key: CacheKey, body: Buffer, headers: StoredHea
 
 let work: string;
 let cache: ProbeCache;
-let service: SnapshotService;
+let service: ArtifactRoutes;
+let activity: ColdServeActivity;
+let restorer: MirrorRestorer;
 let server: http.Server;
 let base: string;
 let settings: RepoSettings;
@@ -168,23 +176,32 @@ before(async () => {
   process.env['PATH'] = `${bin}${path.delimiter}${process.env['PATH'] ?? ''}`;
   settings = testRepoSettings(path.join(work, 'mirrors'), { scratchRoot: path.join(work, 'scratch'), gitEnv: GIT_ENV, lsRemoteTimeoutMs: 10_000, refCheckIntervalMs: 10_000 });
   cache = new ProbeCache(createMemoryCache({ limitBytes: 64 << 20, maxTtlMs: 3_600_000 }).namespace('git'));
-  service = new SnapshotService({
-    cache,
-    logger: pino({ level: 'silent' }),
-    scratchRoot: settings.scratchRoot,
-    zstdThreads: 1,
-    bundleTtlMs: 60_000,
-    refCheckIntervalMs: 10_000,
+  const logger = pino({ level: 'silent' });
+  activity = new ColdServeActivity(logger);
+  restorer = new MirrorRestorer(cache, logger);
+  // The parts of the mirror lifecycle the artifact routes use, without an upstream: a cold serve
+  // reports itself here with the promise a mirror restore would wait on.
+  const mirrors = {
+    coldActivity: activity,
     ensureReady: async () => {
       throw new Error('no upstream in this test');
     },
-    catchUp: (repo) => repo.fetch(),
-    coldServed: (repo, done) => {
-      const entry = { url: repo.upstreamURL, done, settled: false };
-      void done.finally(() => (entry.settled = true));
+    catchUp: (repo: Repository) => repo.fetch(),
+    restoreAfterColdServe: (repo: Repository) => {
+      const entry = { url: repo.upstreamURL, done: activity.quiet(repo.upstreamURL), settled: false };
+      void entry.done.finally(() => (entry.settled = true));
       served.push(entry);
     },
-  });
+  };
+  const scratchRoot = settings.scratchRoot;
+  service = new ArtifactRoutes(
+    cache,
+    logger,
+    mirrors,
+    new ColdServes(cache, logger, scratchRoot, mirrors),
+    new SnapshotGenerator({ cache, logger, scratchRoot, zstdThreads: 1 }),
+    new BundleService({ cache, logger, scratchRoot, bundleTtlMs: 60_000 }, mirrors),
+  );
   server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const [name = '', operation = ''] = url.pathname.slice(1).split('/');
@@ -300,7 +317,7 @@ describe('cold serves (mirror not Ready)', () => {
       await sleep(3_000);
       assert.equal(signal.settled, false, 'the restore must not start while a later cold serve still runs');
       const started = Date.now();
-      await service.coldServesDone(repo, 400);
+      await activity.quiet(repo.upstreamURL, 400);
       assert.ok(Date.now() - started < 2_000, 'a deadline bounds the wait');
       release();
       assert.equal((await slow).status, 200);
@@ -341,7 +358,7 @@ describe('mirror snapshot restore verdicts', () => {
     const key = artifactKey(repo.upstreamURL, 'mirror-snapshot');
     await put(cache, key, archive);
     const dir = target ?? path.join(work, 'restores', name);
-    const outcome = await service.restoreMirror(repo, dir, new AbortController().signal).then(
+    const outcome = await restorer.restore(repo, dir, new AbortController().signal).then(
       (v) => v,
       (err: Error) => err,
     );
@@ -409,7 +426,7 @@ describe('mirror snapshot restore verdicts', () => {
     cache.fault = { kind: 'stall', release: new Promise<void>((r) => (release = r)) };
     const controller = new AbortController();
     try {
-      const pending = service.restoreMirror(repo, path.join(work, 'restores', 'cancelled'), controller.signal).catch((err: Error) => err);
+      const pending = restorer.restore(repo, path.join(work, 'restores', 'cancelled'), controller.signal).catch((err: Error) => err);
       await sleep(200);
       controller.abort();
       const outcome = await pending;

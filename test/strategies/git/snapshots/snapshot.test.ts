@@ -9,7 +9,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gitRestore, NoSnapshotError } from '../../../../src/client/git-restore.js';
-import { artifactKey } from '../../../../src/strategies/git/snapshots.js';
+import { artifactKey } from '../../../../src/strategies/git/artifacts.js';
 import { gitAsync } from '../../../fixtures/git-client.js';
 import { gitHoardHcl } from '../../../fixtures/git-hoard.js';
 import { startGitUpstream, git, type GitUpstream } from '../../../fixtures/git-upstream.js';
