@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isCacheError } from '../cache/errors.js';
-import { createArchive, extractArchive } from '../client/archive.js';
+import { createArchive, extractArchive } from '../util/archive.js';
 import { hashFiles, keyPrefix } from '../client/hash-files.js';
 import { ObjectClient } from '../client/object-client.js';
 import { progressStream } from '../client/progress.js';

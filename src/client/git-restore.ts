@@ -7,7 +7,7 @@ import { isCacheError } from '../cache/errors.js';
 import { isLoopbackAddress } from '../util/loopback.js';
 import { runChild } from '../util/process.js';
 import { removeScratch, scratchPath, withScratchPath } from '../util/scratch.js';
-import { extractArchive } from './archive.js';
+import { extractArchive } from '../util/archive.js';
 import { parallelGet } from './parallel-get.js';
 
 /** No snapshot exists for the repository (the CLI exits 2 so scripts can fall back to clone). */

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cache } from '../../cache/cache.js';
 import type { CacheKey } from '../../cache/key.js';
-import { createArchive } from '../../client/archive.js';
+import { createArchive } from '../../util/archive.js';
 import { failureAnswer } from '../../http/error-answer.js';
 import { scratchPath } from '../../util/scratch.js';
 import { teeInto } from '../../util/tee.js';

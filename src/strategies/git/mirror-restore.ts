@@ -3,19 +3,10 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Cache } from '../../cache/cache.js';
 import { isCacheError } from '../../cache/errors.js';
-import { ChildProcessError, startChild } from '../../util/process.js';
+import { ChildProcessError } from '../../util/process.js';
+import { ExtractError, extractArchive } from '../../util/archive.js';
 import { GENERATION_TIMEOUT_MS, artifactKey } from './artifacts.js';
 import type { Repository } from './repository.js';
-
-/**
- * stderr of a tar that failed because of the local filesystem (full disk, quota, permissions),
- * not because of what it was reading: such a failure says nothing about the archive.
- */
-const TAR_LOCAL_FAILURE = /No space left|Wrote only \d+ of|File too large|Disk quota|Read-only file system|Permission denied|Too many open files|Input\/output error|Cannot (?:open|write|mkdir|create|utime|change|hard link|link|chmod|chown)/i;
-/** stderr of a tar that rejected its input as a tar archive. */
-const TAR_FORMAT_FAILURE = /does not look like a tar archive|Skipping to next header|Unexpected EOF in archive|Damaged tar archive|Truncated tar archive|Unrecognized archive format|lone zero block|value expected|Invalid header|Archive (?:contains|value)/i;
-/** stderr of a zstd that could not write its output (tar went away), as opposed to bad input. */
-const ZSTD_WRITE_FAILURE = /Write error|Broken pipe|EPIPE/i;
 
 /** The cached mirror snapshot could not be restored (bad archive or not a repository); it was discarded. */
 export class CorruptMirrorSnapshotError extends Error {}
@@ -74,50 +65,18 @@ export class MirrorRestorer {
   }
 
   /**
-   * `zstd -dc | tar -x` of `source` into `dir`, returning why it failed (undefined on success).
-   * Unlike the generic extractor this keeps each party's outcome apart — the source stream, zstd,
-   * tar — because only zstd or tar rejecting the bytes is evidence against the archive.
+   * Unpacks `source` into `dir`, returning why it failed (undefined on success). Only zstd or
+   * tar rejecting the bytes (`corrupt`) is evidence against the archive (util/archive.ts).
    */
   private async extractMirror(source: Readable, dir: string, signal: AbortSignal): Promise<RestoreFailure | undefined> {
-    const zstd = startChild('zstd', ['-q', '-d', '-c'], { timeoutMs: GENERATION_TIMEOUT_MS, signal, stdin: 'pipe' });
-    const tar = startChild('tar', ['-xpf', '-', '-C', dir], { timeoutMs: GENERATION_TIMEOUT_MS, signal, stdin: 'pipe', stdout: 'ignore' });
-    const zstdIn = zstd.child.stdin!;
-    const zstdOut = zstd.child.stdout!;
-    const tarIn = tar.child.stdin!;
-    // EPIPE on a child's stdin only means that child exited; its exit status says why.
-    zstdIn.on('error', () => undefined);
-    tarIn.on('error', () => undefined);
-    let zstdExited = false;
-    zstd.child.once('exit', () => (zstdExited = true));
-    let sourceError: Error | undefined;
-    source.on('error', (err: Error) => {
-      // An error after zstd exited is our own teardown, not a failed read.
-      if (!zstdExited) sourceError ??= err;
-      // zstd sees EOF and exits; tar then sees EOF and exits, so nothing waits for ever.
-      zstdIn.destroy();
-    });
-    source.pipe(zstdIn);
-    zstdOut.pipe(tarIn);
-    // tar stops reading once it has the end-of-archive record; without this zstd could block on
-    // a full pipe for ever. zstd then fails writing, which is not a failure (see below).
-    void tar.done.catch(() => undefined).finally(() => zstdOut.destroy());
-    const [zstdResult, tarResult] = await Promise.allSettled([zstd.done, tar.done]);
-    source.unpipe(zstdIn);
-    const childFailure = (r: PromiseSettledResult<void>) => (r.status === 'rejected' ? (r.reason as ChildProcessError) : undefined);
-    const zstdErr = childFailure(zstdResult);
-    const tarErr = childFailure(tarResult);
-    if (signal.aborted) return { corrupt: false, reason: 'cancelled' };
-    if (sourceError) return { corrupt: false, reason: `reading the snapshot from the cache failed: ${sourceError.message}` };
-    const exited = (err: ChildProcessError | undefined) => err instanceof ChildProcessError && err.exitCode !== null && err.killedBy === undefined;
-    if (!tarErr) {
-      // tar unpacked a complete archive; zstd failing to write the padding after it is harmless.
-      if (!zstdErr || !exited(zstdErr) || ZSTD_WRITE_FAILURE.test(zstdErr.stderrText)) return undefined;
-      return { corrupt: true, reason: `zstd rejected the archive: ${zstdErr.message}` };
+    try {
+      await extractArchive(source, dir, { signal, timeoutMs: GENERATION_TIMEOUT_MS });
+      return undefined;
+    } catch (err) {
+      if (err instanceof ExtractError && err.side === 'reader') return { corrupt: false, reason: `reading the snapshot from the cache failed: ${(err.cause as Error).message}` };
+      if (err instanceof ExtractError) return { corrupt: err.corrupt, reason: err.reason };
+      return { corrupt: false, reason: (err as Error).message };
     }
-    if (!exited(tarErr) || TAR_LOCAL_FAILURE.test(tarErr.stderrText)) return { corrupt: false, reason: tarErr.message };
-    if (zstdErr && exited(zstdErr) && !ZSTD_WRITE_FAILURE.test(zstdErr.stderrText)) return { corrupt: true, reason: `zstd rejected the archive: ${zstdErr.message}` };
-    if (TAR_FORMAT_FAILURE.test(tarErr.stderrText)) return { corrupt: true, reason: `tar rejected the archive: ${tarErr.message}` };
-    return { corrupt: false, reason: tarErr.message };
   }
 
   /**

@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { duration } from '../../config/duration.js';
 
 /**

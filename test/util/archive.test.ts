@@ -5,7 +5,20 @@ import { createWriteStream, createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createArchive, extractArchive } from '../../src/client/archive.js';
+import { Readable } from 'node:stream';
+import { ExtractError, createArchive, extractArchive } from '../../src/util/archive.js';
+import { mountSmallDisk } from '../fixtures/small-disk.js';
+
+/** Runs `promise`, which must fail with an ExtractError; returns it. */
+async function extractFailure(promise: Promise<void>): Promise<ExtractError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof ExtractError, `expected an ExtractError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('extraction succeeded');
+}
 
 describe('archives', async () => {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'hoard-archive-'));
@@ -62,7 +75,7 @@ describe('archives', async () => {
     const script = `
       import { createWriteStream } from 'node:fs';
       import { pipeline } from 'node:stream/promises';
-      import { createArchive } from ${JSON.stringify(path.resolve('src/client/archive.ts'))};
+      import { createArchive } from ${JSON.stringify(path.resolve('src/util/archive.ts'))};
       const { stream, done } = createArchive(${JSON.stringify(src)}, ['tree'], { threads: 1 });
       await Promise.all([pipeline(stream, createWriteStream(${JSON.stringify(file)})), done]);`;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
@@ -100,6 +113,72 @@ describe('archives', async () => {
     } finally {
       process.env.PATH = savedPath;
     }
+  });
+
+  describe('a failed extraction names the side that failed, and whether the archive is to blame', () => {
+    const archiveOf = async (name: string, dir: string, paths: string[]) => {
+      const file = path.join(work, name);
+      const made = createArchive(dir, paths, { threads: 1 });
+      await Promise.all([pipeline(made.stream, createWriteStream(file)), made.done]);
+      return file;
+    };
+
+    test('reader: the source stream errors mid-way → not corrupt', async () => {
+      const file = await archiveOf('reader.tar.zst', src, ['tree']);
+      const whole = await fs.readFile(file);
+      async function* cut() {
+        yield whole.subarray(0, Math.floor(whole.length / 2));
+        throw new Error('connection reset by the cache');
+      }
+      const err = await extractFailure(extractArchive(Readable.from(cut()), path.join(work, 'reader-dest')));
+      assert.equal(err.side, 'reader');
+      assert.equal(err.corrupt, false);
+      assert.match(err.message, /reading the archive failed: connection reset by the cache/);
+    });
+
+    test('zstd: bytes that are no zstd frame → corrupt', async () => {
+      const err = await extractFailure(extractArchive(Readable.from([Buffer.from('not zstd at all, not even close')]), path.join(work, 'zstd-dest')));
+      assert.equal(err.side, 'zstd');
+      assert.equal(err.corrupt, true);
+      assert.match(err.message, /zstd rejected the archive/);
+    });
+
+    test('tar: a valid zstd frame of bytes that are no tar archive → corrupt', async () => {
+      const r = spawnSync('zstd', ['-q', '-c'], { input: Buffer.alloc(64 * 1024, 'x') });
+      assert.equal(r.status, 0);
+      const err = await extractFailure(extractArchive(Readable.from([r.stdout]), path.join(work, 'tar-dest')));
+      assert.equal(err.side, 'tar');
+      assert.equal(err.corrupt, true);
+      assert.match(err.message, /tar rejected the archive/);
+    });
+
+    test('disk: a full filesystem under tar → not corrupt', async (t) => {
+      const disk = await mountSmallDisk(2);
+      if ('unavailable' in disk) return t.skip(disk.unavailable);
+      try {
+        const big = path.join(work, 'big');
+        await fs.mkdir(big, { recursive: true });
+        // Incompressible, so the archive is small to read but 4 MiB to write.
+        await fs.writeFile(path.join(big, 'blob'), (await import('node:crypto')).randomBytes(4 << 20));
+        const file = await archiveOf('big.tar.zst', big, ['.']);
+        const err = await extractFailure(extractArchive(createReadStream(file), path.join(disk.dir, 'dest')));
+        assert.equal(err.side, 'disk', err.message);
+        assert.equal(err.corrupt, false);
+        assert.match(err.message, /writing to disk failed: .*No space left/s);
+      } finally {
+        await disk.close();
+      }
+    });
+
+    test('cancelled: an abort mid-extraction → not corrupt', async () => {
+      const controller = new AbortController();
+      const never = new Readable({ read() {} });
+      const extracting = extractFailure(extractArchive(never, path.join(work, 'abort-dest'), { signal: controller.signal }));
+      setTimeout(() => controller.abort(), 50);
+      const err = await extracting;
+      assert.equal(err.side, 'cancelled');
+      assert.equal(err.corrupt, false);
+    });
   });
 
   test('corrupt input fails extraction with a clear error', async () => {
