@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Cache } from '../cache/cache.js';
-import type { CacheKey } from '../cache/key.js';
 import { cacheProviders } from '../cache/registry.js';
 import type { GlobalConfig, LoadedConfig } from '../config/load.js';
 import type { ProviderSpec } from '../config/provider.js';
@@ -20,7 +19,8 @@ import { ServerMetrics } from '../server/metrics.js';
 import { startTelemetry } from '../server/telemetry/start.js';
 import { Router, sendText } from '../http/router.js';
 import type { Strategy, StrategyServices } from '../http/strategy.js';
-import { bodyBytes, createTieredCache, type TierObserver } from '../cache/tiered.js';
+import { createTieredCache } from '../cache/tiered.js';
+import { singleTierCache } from '../cache/single.js';
 import { createGitHubAppTokens } from '../github/app-tokens.js';
 import { installTelemetry } from '../util/telemetry.js';
 import { RecentErrors } from '../server/status/recent-errors.js';
@@ -65,73 +65,6 @@ function splitBind(bind: string): { host: string; port: number } {
   return { host, port };
 }
 
-/**
- * Wraps the only cache so `invalidate` is a no-op: with one tier it is the authority. A plain
- * delegating class rather than a Proxy: the Proxy's trap ran and bound a fresh function on every
- * method call of every request.
- */
-class AuthoritativeCache implements Cache {
-  constructor(
-    private readonly inner: Cache,
-    private readonly observer?: TierObserver,
-  ) {}
-
-  get ns(): string {
-    return this.inner.ns;
-  }
-
-  namespace(ns: string): Cache {
-    return new AuthoritativeCache(this.inner.namespace(ns), this.observer);
-  }
-
-  stat(...args: Parameters<Cache['stat']>): ReturnType<Cache['stat']> {
-    return this.inner.stat(...args);
-  }
-
-  statAuthoritative(key: CacheKey): ReturnType<Cache['statAuthoritative']> {
-    return this.inner.statAuthoritative(key);
-  }
-
-  async open(...args: Parameters<Cache['open']>): ReturnType<Cache['open']> {
-    const result = await this.inner.open(...args);
-    // The only tier answered (bytes served by tier, like the tiered cache reports).
-    this.observer?.served(0, bodyBytes(result));
-    return result;
-  }
-
-  create(...args: Parameters<Cache['create']>): ReturnType<Cache['create']> {
-    return this.inner.create(...args);
-  }
-
-  delete(key: CacheKey): Promise<void> {
-    return this.inner.delete(key);
-  }
-
-  async invalidate(_key: CacheKey): Promise<void> {
-    return undefined;
-  }
-
-  stats(): ReturnType<Cache['stats']> {
-    return this.inner.stats();
-  }
-
-  listNamespaces(): Promise<string[]> {
-    return this.inner.listNamespaces();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-
-  toString(): string {
-    return String(this.inner);
-  }
-}
-
-function authoritative(cache: Cache, observer?: TierObserver): Cache {
-  return new AuthoritativeCache(cache, observer);
-}
-
 /** Builds caches, metadata, routes and strategies from a loaded config and starts listening. */
 export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const global: GlobalConfig = cfg.global;
@@ -164,7 +97,7 @@ export async function startServer(cfg: LoadedConfig, opts: StartOptions = {}): P
     const metadata: MetadataStore = await metadataProvider.create(metadataBlock.config, env);
     closers.push(() => metadata.close());
     metrics.strategy.watchTiers(tiers);
-    cache = tiers.length === 1 ? authoritative(tiers[0] as Cache, metrics.strategy) : createTieredCache(tiers, metadata, metrics.strategy);
+    cache = tiers.length === 1 ? singleTierCache(tiers[0] as Cache, metrics.strategy) : createTieredCache(tiers, metadata, metrics.strategy);
     logger.info({ cache: String(cache), metadata: String(metadata) }, 'storage ready');
 
     const router = new Router();
