@@ -10,7 +10,7 @@ import { mountObjectApi } from '../strategies/api/object-api.js';
 import { strategyProviders } from '../strategies/registry.js';
 import type { TrustedRemote } from '../server/authz.js';
 import { answerAndClose } from '../http/answer-and-close.js';
-import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../util/read-body.js';
+import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../http/read-body.js';
 import { createHttpServer } from '../server/http-server.js';
 import { createAuthorizer } from '../server/policy/authorizer.js';
 import { LOG_LEVELS, checkLogHeaders, createLogger } from '../server/logging.js';

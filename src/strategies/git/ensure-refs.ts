@@ -4,7 +4,7 @@ import { withoutServerPaths } from '../../http/error-answer.js';
 import { answerAndClose } from '../../http/answer-and-close.js';
 import { holdingConnection } from '../../http/hold-connection.js';
 import { withClientAbort } from '../../http/request-abort.js';
-import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../util/read-body.js';
+import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../http/read-body.js';
 import { COMMIT_SHA, mirrorNotReadyAnswer, sendAnswer } from './artifacts.js';
 import type { Mirrors } from './mirrors.js';
 import type { Repository } from './repository.js';

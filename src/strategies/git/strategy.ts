@@ -5,7 +5,7 @@ import { Scheduler } from '../../jobs/scheduler.js';
 import { sendText } from '../../http/router.js';
 import { answerAndClose, refuseRequest } from '../../http/answer-and-close.js';
 import { watchClientAbort } from '../../http/request-abort.js';
-import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../util/read-body.js';
+import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../http/read-body.js';
 import type { StatusSection, Strategy, StrategyContext } from '../../http/strategy.js';
 import type { StrategyProvider } from '../registry.js';
 import { waitForDrain } from '../../util/tee.js';

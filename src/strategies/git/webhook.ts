@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { answerAndClose, refuseRequest } from '../../http/answer-and-close.js';
 import { sendText } from '../../http/router.js';
-import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../util/read-body.js';
+import { BodyIncompleteError, BodyTooLargeError, readBoundedBody } from '../../http/read-body.js';
 import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.js';
 
 /** GitHub caps webhook payloads at 25 MB; anything larger is not GitHub's. */
