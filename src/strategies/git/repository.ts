@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { scratchPath } from '../../util/scratch.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -6,6 +6,7 @@ import { runChild, startChild } from '../../util/process.js';
 import { telemetry } from '../../util/telemetry.js';
 import { GIT_REDIRECT_ERROR, NO_REDIRECTS, UpstreamMovedError, resolveUpstreamRedirect } from './upstream-redirect.js';
 import { tracing } from '../../util/tracing-hook.js';
+import { SingleFlight } from '../../util/single-flight.js';
 import { advertisementDifferences, parseForEachRef, parseLsRemote, parseRefspecs } from './advertisement.js';
 
 /** Repository lifecycle (reference git §3.1). */
@@ -125,11 +126,16 @@ export class Repository {
    * unreachable, so it is served as it was snapshotted (stale) until a fetch succeeds.
    */
   staleSinceRestore = false;
+  /**
+   * The fetch running now. Not a util/single-flight: a verified caller must tell the fetch that
+   * was running when it arrived from one that started after (by identity), and wait out the
+   * exclusion of a mirror snapshot between the two.
+   */
   private fetching: Promise<void> | undefined;
   /** Held while something (a mirror snapshot) must see a mirror no fetch is changing. */
   private exclusion: Promise<void> | undefined;
   /** The queued or running catch-up fetch (at most one per repository). */
-  private backgroundFetch: Promise<void> | undefined;
+  private readonly backgroundFetch = new SingleFlight<void>();
   private refCheckAt = 0;
   private refCheckStale = false;
   /** Where upstream's HEAD pointed at the last ref check, and the mirror's then; undefined = unknown. */
@@ -278,7 +284,7 @@ export class Repository {
   async clone(signal: AbortSignal, populate?: (target: string, signal: AbortSignal) => Promise<void | 'fresh' | 'stale'>): Promise<void> {
     if (this.state !== 'cloning') throw new Error(`clone of ${this.upstreamURL} started in state ${this.state}`);
     this.cloneInProgress = true;
-    const scratch = path.join(this.settings.scratchRoot, `clone-${randomBytes(6).toString('hex')}`);
+    const scratch = scratchPath(this.settings.scratchRoot, 'clone-');
     try {
       await fs.mkdir(scratch, { recursive: true });
       const target = path.join(scratch, 'repo.git');
@@ -383,12 +389,7 @@ export class Repository {
    * is enough, since a fetch brings in everything upstream has when it runs.
    */
   fetchInBackground(submit: (job: (signal: AbortSignal) => Promise<void>) => Promise<void>): Promise<void> {
-    if (this.backgroundFetch) return this.backgroundFetch;
-    const queued = submit((signal) => this.fetch({ signal })).finally(() => {
-      if (this.backgroundFetch === queued) this.backgroundFetch = undefined;
-    });
-    this.backgroundFetch = queued;
-    return queued;
+    return this.backgroundFetch.run('catch-up', () => submit((signal) => this.fetch({ signal })));
   }
 
   /**
@@ -401,7 +402,7 @@ export class Repository {
    * fetch or a refresh is pending the refs are known to be behind, so no ls-remote runs until it lands.
    */
   async refsStale(): Promise<boolean> {
-    if (this.backgroundFetch || this.refreshes.size > 0) return true;
+    if (this.backgroundFetch.size > 0 || this.refreshes.size > 0) return true;
     const now = Date.now();
     if (now - this.refCheckAt < this.settings.refCheckIntervalMs) return this.refCheckStale;
     this.refCheckAt = now;
