@@ -1,3 +1,7 @@
+// Over 400 lines on purpose: the disk backend is one index (sizes, LRU order, revisions) with the
+// file operations that must keep it true (atomic publish by rename, per-key publish queue,
+// eviction, start-up rebuild from sidecars); splitting the index from the files it describes
+// would expose the accounting to every caller.
 import { randomBytes } from 'node:crypto';
 import { close as closeFd, createReadStream, open as openFd, read as readFd, promises as fs } from 'node:fs';
 import { promisify } from 'node:util';

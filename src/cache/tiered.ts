@@ -1,3 +1,7 @@
+// Over 400 lines on purpose: the tiered cache's read path (fall-through with the authoritative
+// ETag check, near-tier fills teed from a deeper read, ranged reads and their background heal)
+// and its write path (authoritative tier first, near tiers after) share one set of invariants
+// about which tier may answer; keeping them in one file keeps those invariants readable together.
 import { randomUUID } from 'node:crypto';
 import { Readable, Transform, Writable, finished, pipeline } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';

@@ -66,4 +66,13 @@ describe('dependency rules (DESIGN §4)', () => {
   test('http/, util/, s3/ and jobs/ stay below server/ and app/', () => {
     assert.deepEqual(violations((e) => ['http', 'util', 's3', 'jobs'].includes(layer(e.from)) && ['server', 'app', 'strategies', 'cli'].includes(layer(e.to))), []);
   });
+
+  test('no file in src/ is over 400 lines without a comment at its top saying why', () => {
+    const unexplained = sourceFiles(src)
+      .map((file) => ({ file: path.relative(src, file), text: readFileSync(file, 'utf8') }))
+      .filter(({ text }) => text.split('\n').length > 401)
+      .filter(({ text }) => !/^\/\/ [^\n]*\b400 lines\b/.test(text))
+      .map(({ file }) => file);
+    assert.deepEqual(unexplained, [], 'start the file with a // comment that says why it is over 400 lines');
+  });
 });

@@ -22,7 +22,8 @@ import { InvalidGitPathError, parseGitPath, type GitRequestPath } from './paths.
 import { PeriodicJobs } from './periodic.js';
 import { Prefetcher, parsePrefetchEntry } from './prefetch.js';
 import { mirrorRelativePath } from './repo-names.js';
-import { configEnv, wantPolicyConfig, type Repository } from './repository.js';
+import { configEnv, wantPolicyConfig } from './mirror-config.js';
+import type { Repository } from './repository.js';
 import { ArtifactRoutes } from './snapshot-routes.js';
 import { GitStatus } from './status.js';
 import { fetchWants, isLsRefsRequest, uploadPackBodyProblem } from './upload-pack-request.js';

@@ -1,3 +1,6 @@
+// Just over 400 lines: the generic caching handler is one request path (lookup, conditional
+// revalidation, stale serving, negative caching, the herd's one fill) whose branches hand the
+// same answer object to each other; the herd and the spool it uses already live beside it.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
