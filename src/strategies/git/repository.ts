@@ -75,8 +75,13 @@ export class Repository {
   private fetching: Promise<void> | undefined;
   /** Held while something (a mirror snapshot) must see a mirror no fetch is changing. */
   private exclusion: Promise<void> | undefined;
-  /** The queued or running catch-up fetch (at most one per repository). */
+  /**
+   * The queued or running catch-up fetch (key 'catch-up', at most one per repository) and the one
+   * trailing catch-up asked for while it ran (key 'trailing').
+   */
   private readonly backgroundFetch = new SingleFlight<void>();
+  /** True once the queued catch-up's job has begun (it may have listed upstream's refs already). */
+  private catchUpStarted = false;
   private refCheckAt = 0;
   private refCheckStale = false;
   /** Where upstream's HEAD pointed at the last ref check, and the mirror's then; undefined = unknown. */
@@ -325,12 +330,36 @@ export class Repository {
   }
 
   /**
-   * Queues a background catch-up fetch through `submit` unless one is already queued or running,
-   * and returns it. During a stale window every ref listing asks for a fetch; one per repository
-   * is enough, since a fetch brings in everything upstream has when it runs.
+   * Queues a background catch-up fetch through `submit` unless one is already queued, and returns
+   * it. During a stale window every ref listing asks for a fetch; one per repository is enough,
+   * since a fetch brings in everything upstream has when it runs. A caller arriving while the
+   * catch-up already runs gets one trailing ref check after it (shared with every other such
+   * caller) and a second catch-up if that finds the mirror still behind: the running fetch may
+   * have read upstream's refs before the change this caller saw, and with no further request
+   * (a CI job that fetched once) the mirror would otherwise stay behind a mid-fetch force-push.
    */
   fetchInBackground(submit: (job: (signal: AbortSignal) => Promise<void>) => Promise<void>): Promise<void> {
-    return this.backgroundFetch.run('catch-up', () => submit((signal) => this.fetch({ signal })));
+    const running = this.backgroundFetch.current('catch-up');
+    if (running && this.catchUpStarted) {
+      return this.backgroundFetch.run('trailing', async () => {
+        await running.catch(() => undefined);
+        // A real check, not the verdict the fetch that just ended left behind.
+        this.refCheckAt = 0;
+        if (await this.refsStale()) await this.queueCatchUp(submit);
+      });
+    }
+    return this.queueCatchUp(submit);
+  }
+
+  private queueCatchUp(submit: (job: (signal: AbortSignal) => Promise<void>) => Promise<void>): Promise<void> {
+    return this.backgroundFetch.run('catch-up', () => submit(async (signal) => {
+      this.catchUpStarted = true;
+      try {
+        await this.fetch({ signal });
+      } finally {
+        this.catchUpStarted = false;
+      }
+    }));
   }
 
   /**
@@ -339,11 +368,12 @@ export class Repository {
    * deleted, or HEAD pointing elsewhere (the rule: advertisement.ts). The repository's one
    * freshness check, for ref listings and snapshots alike. Rate-limited to one check per
    * ref-check-interval (the timestamp is taken before the check so concurrent requests do not
-   * stampede; they get the last verdict); a failed ls-remote counts as fresh. While a background
-   * fetch or a refresh is pending the refs are known to be behind, so no ls-remote runs until it lands.
+   * stampede; they get the last verdict); a failed ls-remote counts as fresh. While a catch-up
+   * fetch or a refresh is pending the refs are known to be behind, so no ls-remote runs until it
+   * lands. (A pending trailing check is not a verdict: the mirror is served meanwhile.)
    */
   async refsStale(): Promise<boolean> {
-    if (this.backgroundFetch.size > 0 || this.refreshes.size > 0) return true;
+    if (this.backgroundFetch.has('catch-up') || this.refreshes.size > 0) return true;
     const now = Date.now();
     if (now - this.refCheckAt < this.settings.refCheckIntervalMs) return this.refCheckStale;
     this.refCheckAt = now;

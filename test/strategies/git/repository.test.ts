@@ -105,4 +105,53 @@ describe('Repository fetches', () => {
     assert.equal(submitted, 2, 'a new one may be queued once the last finished');
     await next;
   });
+
+  test('a catch-up requested while one runs gets a ref check after it, and a second catch-up when still behind', async () => {
+    const repo = await readyRepository('org/trailing');
+    await upstream.commit('org/trailing.git', 'first change');
+    let submitted = 0;
+    const submit = (job: (signal: AbortSignal) => Promise<void>) => {
+      submitted++;
+      return job(new AbortController().signal);
+    };
+    const posts = () => upstream.requests.filter((r) => r.path === '/org/trailing.git/git-upload-pack').length;
+    upstream.setDelay(300);
+    let latest = '';
+    try {
+      const at = posts();
+      const running = repo.fetchInBackground(submit);
+      // The mirror fetches with protocol v2: once its second POST (the fetch) arrived, its first
+      // (ls-refs) was answered, so the running fetch cannot see a force-push made now.
+      while (posts() < at + 2) await new Promise((r) => setTimeout(r, 10));
+      latest = await upstream.commit('org/trailing.git', 'rewritten', { force: true });
+      const trailing = repo.fetchInBackground(submit);
+      assert.notEqual(trailing, running, 'joined the fetch that was already running');
+      for (let i = 0; i < 3; i++) assert.equal(repo.fetchInBackground(submit), trailing, 'one trailing check, not one per caller');
+      assert.equal(await repo.refsStale(), true, 'behind while the first catch-up runs');
+      await running;
+      assert.notEqual(git(['rev-parse', 'main'], repo.mirrorDir), latest, 'control: the first catch-up missed the force-push');
+      await trailing;
+    } finally {
+      upstream.setDelay(0);
+    }
+    assert.equal(submitted, 2, 'the trailing check found the mirror behind and queued one more catch-up');
+    assert.equal(git(['rev-parse', 'main'], repo.mirrorDir), latest, 'the second catch-up brought in the force-push');
+    assert.equal(await repo.refsStale(), false);
+  });
+
+  test('a trailing check that finds the mirror current fetches nothing more', async () => {
+    const repo = await readyRepository('org/trailing-current');
+    const latest = await upstream.commit('org/trailing-current.git', 'one change');
+    let submitted = 0;
+    const submit = (job: (signal: AbortSignal) => Promise<void>) => {
+      submitted++;
+      return job(new AbortController().signal);
+    };
+    const running = repo.fetchInBackground(submit);
+    const trailing = repo.fetchInBackground(submit);
+    assert.notEqual(trailing, running);
+    await Promise.all([running, trailing]);
+    assert.equal(submitted, 1);
+    assert.equal(git(['rev-parse', 'main'], repo.mirrorDir), latest);
+  });
 });
