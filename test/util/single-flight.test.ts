@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { SingleFlight, abandonable } from '../../src/util/single-flight.js';
+import { InFlight, SingleFlight, abandonable } from '../../src/util/single-flight.js';
 
 /** A promise and the functions that settle it, so a test decides when a run ends. */
 function deferred<T>() {
@@ -84,4 +84,66 @@ test('idle waits for every run, including one started meanwhile, and never rejec
   second.resolve();
   await waiting;
   assert.equal(flights.size, 0);
+});
+
+test('a finished run has left its slot before any caller resumes', async () => {
+  const flights = new SingleFlight<string>();
+  const seen = await flights.run('k', async () => 'v').then(() => flights.has('k'));
+  assert.equal(seen, false);
+});
+
+test('InFlight: callers share the live value at once, before its work ends; the slot frees when the lifetime settles', async () => {
+  const live = new InFlight<{ id: number }>();
+  const ends = deferred<void>();
+  let starts = 0;
+  const start = () => ({ id: ++starts });
+  const first = live.join('repo', start, () => ends.promise);
+  const second = live.join('repo', start, () => ends.promise);
+  assert.equal(second, first, 'the follower got the same value synchronously');
+  assert.equal(starts, 1);
+  assert.equal(live.get('repo'), first);
+  assert.deepEqual(live.values(), [first]);
+  assert.notEqual(live.join('other', start, () => ends.promise), first);
+  ends.resolve();
+  await ends.promise;
+  assert.equal(live.has('repo'), false);
+  assert.equal(live.size, 0);
+  assert.equal(live.join('repo', start, () => new Promise(() => undefined)).id, 3, 'a later caller starts anew');
+});
+
+test('InFlight: a rejected or throwing lifetime frees the slot too, without an unhandled rejection', async () => {
+  const live = new InFlight<string>();
+  const ends = deferred<void>();
+  live.join('a', () => 'x', () => ends.promise);
+  ends.reject(new Error('recording failed'));
+  await ends.promise.catch(() => undefined);
+  assert.equal(live.has('a'), false);
+  live.join('b', () => 'y', () => {
+    throw new Error('no lifetime');
+  });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(live.has('b'), false);
+});
+
+test('InFlight: a start that throws leaves no slot behind', () => {
+  const live = new InFlight<string>();
+  assert.throws(() => live.join('k', () => {
+    throw new Error('no scratch space');
+  }, () => Promise.resolve()), /no scratch space/);
+  assert.equal(live.has('k'), false);
+});
+
+test('InFlight: a value started after the last one ended is held until its own lifetime ends', async () => {
+  const live = new InFlight<string>();
+  const oldEnds = deferred<void>();
+  live.join('k', () => 'old', () => oldEnds.promise);
+  oldEnds.resolve();
+  await oldEnds.promise;
+  const newEnds = deferred<void>();
+  assert.equal(live.join('k', () => 'new', () => newEnds.promise), 'new');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(live.get('k'), 'new');
+  newEnds.resolve();
+  await newEnds.promise;
+  assert.equal(live.has('k'), false);
 });

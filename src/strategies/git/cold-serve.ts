@@ -6,6 +6,7 @@ import type { CacheKey } from '../../cache/key.js';
 import { failureAnswer } from '../../http/error-answer.js';
 import { sendCacheObject } from '../../http/send-cache-object.js';
 import { scratchPath } from '../../util/scratch.js';
+import { InFlight } from '../../util/single-flight.js';
 import { Spool, SpoolUnavailableError } from '../shared/spool.js';
 import { sendAnswer } from './artifacts.js';
 import type { Mirrors } from './mirrors.js';
@@ -19,11 +20,8 @@ export type ColdServeMirrors = Pick<Mirrors, 'coldActivity' | 'restoreAfterColdS
  * without waiting for any clone, so a new replica serves at once from the shared tier.
  */
 export class ColdServes {
-  /**
-   * Plain cold GETs in flight: one read of the cache per repository, followed by everyone. Not a
-   * util/single-flight: followers join the live Spool while it fills, not a finished result.
-   */
-  private readonly coldReads = new Map<string, Spool>();
+  /** Plain cold GETs in flight: one read of the cache per repository, whose live spool everyone follows. */
+  private readonly coldReads = new InFlight<Spool>();
 
   constructor(
     private readonly cache: Cache,
@@ -51,24 +49,19 @@ export class ColdServes {
       if (direct) {
         found = await sendCacheObject(this.cache, key, req, res, forced);
       } else {
-        let spool = this.coldReads.get(url);
-        if (!spool) {
-          const file = scratchPath(this.scratchRoot, 'cold-');
-          const started = Spool.start(
-            file,
-            async () => {
-              const opened = await this.cache.open(key);
-              return Object.assign(opened.body, { statusCode: 200, headers: { ...opened.headers, ...forced, 'accept-ranges': 'bytes' } });
-            },
-            { keepLength: true },
-          );
-          spool = started;
-          this.coldReads.set(url, started);
-          void started.finished().finally(() => {
-            if (this.coldReads.get(url) === started) this.coldReads.delete(url);
-            void started.dispose();
-          });
-        }
+        const spool = this.coldReads.join(
+          url,
+          () =>
+            Spool.start(
+              scratchPath(this.scratchRoot, 'cold-'),
+              async () => {
+                const opened = await this.cache.open(key);
+                return Object.assign(opened.body, { statusCode: 200, headers: { ...opened.headers, ...forced, 'accept-ranges': 'bytes' } });
+              },
+              { keepLength: true },
+            ),
+          (started) => started.finished().finally(() => void started.dispose()),
+        );
         try {
           await spool.serve(res);
           found = true;

@@ -9,6 +9,7 @@ import type { CacheKey } from '../../cache/key.js';
 import { createArchive } from '../../util/archive.js';
 import { failureAnswer } from '../../http/error-answer.js';
 import { scratchPath } from '../../util/scratch.js';
+import { InFlight } from '../../util/single-flight.js';
 import { teeInto } from '../../util/tee.js';
 import { Spool, SpoolUnavailableError, type SpoolSource } from '../shared/spool.js';
 import { GENERATION_TIMEOUT_MS, SNAPSHOT_COMMIT_HEADER, artifactKey, sendAnswer, snapshotHeaders } from './artifacts.js';
@@ -41,31 +42,24 @@ export interface GeneratorOptions {
  * from one spool and teed into the cache, which commits only if the archive completed.
  */
 export class SnapshotGenerator {
-  /**
-   * On-demand generations in flight, by upstream URL. Not a util/single-flight: callers join the
-   * live Spool while it fills, long before the generation's result exists.
-   */
-  private readonly generating = new Map<string, { spool: Spool; done: Promise<void> }>();
+  /** On-demand generations in flight, by upstream URL: callers follow the live spool as it fills. */
+  private readonly generating = new InFlight<Spool>();
 
   constructor(private readonly opts: GeneratorOptions) {}
 
   /** Streams an on-demand generation; concurrent callers follow the same one. */
   async serveOnDemand(res: ServerResponse, repo: Repository): Promise<void> {
-    let current = this.generating.get(repo.upstreamURL);
-    if (!current) {
-      const file = scratchPath(this.opts.scratchRoot, 'snapshot-spool-');
-      // One log line per generation: operators (and tests) can see that concurrent misses share one.
-      this.opts.logger.info({ upstream: repo.upstreamURL }, 'generating snapshot on demand');
-      const spool = Spool.start(file, () => this.generationSource(repo));
-      const done = spool.finished().finally(() => {
-        this.generating.delete(repo.upstreamURL);
-        void spool.dispose();
-      });
-      current = { spool, done };
-      this.generating.set(repo.upstreamURL, current);
-    }
+    const spool = this.generating.join(
+      repo.upstreamURL,
+      () => {
+        // One log line per generation: operators (and tests) can see that concurrent misses share one.
+        this.opts.logger.info({ upstream: repo.upstreamURL }, 'generating snapshot on demand');
+        return Spool.start(scratchPath(this.opts.scratchRoot, 'snapshot-spool-'), () => this.generationSource(repo));
+      },
+      (started) => started.finished().finally(() => void started.dispose()),
+    );
     try {
-      await current.spool.serve(res);
+      await spool.serve(res);
     } catch (err) {
       if (err instanceof SpoolUnavailableError && !res.headersSent) {
         this.opts.logger.error({ err: err.message, upstream: repo.upstreamURL }, 'snapshot generation failed');

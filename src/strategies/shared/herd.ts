@@ -67,6 +67,10 @@ async function sendAnswer(answer: FillAnswer, res: ServerResponse): Promise<void
  * complete the key is forgotten, so later requests read the committed cache object.
  */
 export class FillHerd {
+  /**
+   * Not a util/single-flight InFlight: a fill counts its members (the last one leaving early aborts
+   * it), and a complete or aborted fill is passed over before its slot frees.
+   */
   private readonly fills = new Map<string, Fill>();
   private reserved = 0;
 

@@ -173,6 +173,10 @@ export class Spool {
 
 /** The spools of one repository while it is being cloned. */
 export class SpoolSet {
+  /**
+   * Not a util/single-flight InFlight: a spool stays after its recording ends (it serves until the
+   * clone is done), a failed one is replaced under its key, and the set is bounded and closed.
+   */
   private readonly spools = new Map<string, Spool>();
   private closed = false;
 
