@@ -8,13 +8,18 @@
 export class InFlight<V> {
   private readonly live = new Map<string, V>();
 
-  /** The value in flight for `key`, or a new one from `start`, held until `lifetime(value)` settles. */
-  join(key: string, start: () => V, lifetime: (value: V) => PromiseLike<unknown>): V {
+  /**
+   * The value in flight for `key`, or a new one from `start`, held until `lifetime(value)` settles.
+   * `released` runs once the slot is free, so clean-up (removing a spool file) never races a
+   * newcomer that could still find the value.
+   */
+  join(key: string, start: () => V, lifetime: (value: V) => PromiseLike<unknown>, released?: (value: V) => void): V {
     if (this.live.has(key)) return this.live.get(key) as V;
     const value = start();
     this.live.set(key, value);
     const free = () => {
       if (this.live.get(key) === value) this.live.delete(key);
+      released?.(value);
     };
     let ends: PromiseLike<unknown>;
     try {

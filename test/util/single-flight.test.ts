@@ -147,3 +147,19 @@ test('InFlight: a value started after the last one ended is held until its own l
   await newEnds.promise;
   assert.equal(live.has('k'), false);
 });
+
+test('InFlight: released runs once the slot is free (clean-up never meets a newcomer), on success and failure', async () => {
+  const live = new InFlight<string>();
+  const seen: Array<[string, boolean]> = [];
+  const released = (v: string) => seen.push([v, live.has('k')]);
+  const ok = deferred<void>();
+  live.join('k', () => 'first', () => ok.promise, released);
+  assert.deepEqual(seen, []);
+  ok.resolve();
+  await ok.promise;
+  const bad = deferred<void>();
+  live.join('k', () => 'second', () => bad.promise, released);
+  bad.reject(new Error('failed'));
+  await bad.promise.catch(() => undefined);
+  assert.deepEqual(seen, [['first', false], ['second', false]]);
+});

@@ -60,7 +60,8 @@ export class ColdServes {
               },
               { keepLength: true },
             ),
-          (started) => started.finished().finally(() => void started.dispose()),
+          (started) => started.finished(),
+          (done) => void done.dispose(),
         );
         try {
           await spool.serve(res);

@@ -56,7 +56,8 @@ export class SnapshotGenerator {
         this.opts.logger.info({ upstream: repo.upstreamURL }, 'generating snapshot on demand');
         return Spool.start(scratchPath(this.opts.scratchRoot, 'snapshot-spool-'), () => this.generationSource(repo));
       },
-      (started) => started.finished().finally(() => void started.dispose()),
+      (started) => started.finished(),
+      (done) => void done.dispose(),
     );
     try {
       await spool.serve(res);
